@@ -1,0 +1,35 @@
+# `make test` and `make demo` create their own environment in .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MNIST_DIR := $(abspath ../shared/data/mnist)
+
+export KERAS_BACKEND := tensorflow
+export TF_CPP_MIN_LOG_LEVEL := 2
+ifneq ($(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),)
+export ZOO_MNIST_DIR ?= $(MNIST_DIR)
+endif
+
+.PHONY: test test-all demo bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
+demo: $(STAMP)
+	$(BIN)/python examples/argmax.py --episodes 3
+
+bench: $(STAMP)
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from tests.helpers import (
+    assert_config_round_trip,
+    assert_gradients_reach_every_weight,
+    assert_save_load_round_trip,
+    wrap,
+)
+from zoo.layers import MemoryDotLayer
+
+
+def test_output_shape():
+    assert MemoryDotLayer(4, 7)(np.ones((3, 4), "float32") / 4).shape == (3, 7)
+
+
+def test_hand_computed_value():
+    layer = MemoryDotLayer(2, 2)
+    layer.build((1, 2))
+    layer.memory.assign(np.array([[0.0, 100.0], [-100.0, 0.0]], "float32"))
+    # sigmoid(memory) = [[0.5, 1], [0, 0.5]]; p = [0.25, 0.75] -> [0.125, 0.625]
+    np.testing.assert_allclose(layer(np.array([[0.25, 0.75]], "float32")), [[0.125, 0.625]], atol=1e-6)
+
+
+def test_gradients_reach_the_memory():
+    assert_gradients_reach_every_weight(MemoryDotLayer(3, 2), np.random.rand(4, 3).astype("float32"))
+
+
+def test_config_and_save_load(tmp_path):
+    layer = MemoryDotLayer(3, 5, activation="tanh")
+    assert_config_round_trip(layer)
+    p = np.random.rand(4, 3).astype("float32")
+    assert_save_load_round_trip(wrap(layer, p), p, tmp_path)
+
+
+def test_mismatched_selection_width():
+    with pytest.raises(ValueError, match="slots"):
+        MemoryDotLayer(3, 5)(np.ones((2, 4), "float32"))
+
+
+@pytest.mark.parametrize("args, name", [((0, 3), "slots"), ((3, 0), "units")])
+def test_bad_sizes(args, name):
+    with pytest.raises(ValueError, match=name):
+        MemoryDotLayer(*args)

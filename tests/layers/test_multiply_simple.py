@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from tests.helpers import (
+    assert_config_round_trip,
+    assert_gradients_reach_every_weight,
+    assert_save_load_round_trip,
+    wrap,
+)
+from zoo.layers import MultiplySimple
+
+
+def test_output_shape():
+    assert MultiplySimple(7)([np.ones((2, 5), "float32")] * 2).shape == (2, 7)
+
+
+def test_hand_computed_value():
+    layer = MultiplySimple(1)
+    layer.build([(1, 2), (1, 2)])
+    layer.dense.set_weights([np.array([[1.0], [1.0]]), np.zeros(1)])
+    # the dot product of a and b
+    a, b = np.array([[1.0, 2.0]], "float32"), np.array([[3.0, -4.0]], "float32")
+    np.testing.assert_allclose(layer([a, b]), [[-5.0]])
+
+
+def test_gradients_reach_every_weight():
+    a, b = np.random.rand(4, 3).astype("float32"), np.random.rand(4, 3).astype("float32")
+    assert_gradients_reach_every_weight(MultiplySimple(2), [a, b])
+
+
+def test_config_and_save_load(tmp_path):
+    layer = MultiplySimple(3, activation="relu")
+    assert_config_round_trip(layer)
+    a, b = np.random.rand(4, 3).astype("float32"), np.random.rand(4, 3).astype("float32")
+    assert_save_load_round_trip(wrap(layer, [a, b]), [a, b], tmp_path)
+
+
+def test_mismatched_widths():
+    with pytest.raises(ValueError, match="equal widths"):
+        MultiplySimple(2)([np.ones((2, 3), "float32"), np.ones((2, 4), "float32")])
+
+
+def test_bad_units():
+    with pytest.raises(ValueError, match="units"):
+        MultiplySimple(0)

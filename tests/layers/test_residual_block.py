@@ -1,0 +1,54 @@
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import (
+    assert_config_round_trip,
+    assert_gradients_reach_every_weight,
+    assert_save_load_round_trip,
+    wrap,
+)
+from zoo.layers import ResidualBlock
+
+
+def test_output_shape_equals_input_shape():
+    assert ResidualBlock(60)(np.ones((3, 10), "float32")).shape == (3, 10)
+
+
+def test_hand_computed_value():
+    block = ResidualBlock(2)
+    block.build((1, 2))
+    block.dense_in.set_weights([np.array([[1.0, -1.0], [0.0, 1.0]]), np.array([0.0, 0.5])])
+    block.dense_out.set_weights([np.array([[1.0, 0.0], [2.0, -1.0]]), np.array([0.0, -3.0])])
+    x = np.array([[1.0, 2.0]], "float32")
+    # hidden = relu([1, -1 + 2 + 0.5]) = [1, 1.5]; out = [1 + 3, -1.5 - 3] = [4, -4.5]
+    # y = relu([4 + 1, -4.5 + 2]) = [5, 0]
+    np.testing.assert_allclose(block(x), [[5.0, 0.0]])
+
+
+def test_gradients_reach_every_weight():
+    assert_gradients_reach_every_weight(ResidualBlock(8), np.random.rand(4, 3).astype("float32"))
+
+
+def test_fan_in_uniform_bounds():
+    block = ResidualBlock(60, kernel_initializer="fan_in_uniform")
+    block.build((None, 10))
+    for weight, limit in [(block.dense_in.kernel, 10**-0.5), (block.dense_in.bias, 10**-0.5),
+                          (block.dense_out.kernel, 60**-0.5), (block.dense_out.bias, 60**-0.5)]:
+        values = np.asarray(weight)
+        assert np.abs(values).max() <= limit
+        assert np.abs(values).max() > 0.8 * limit
+
+
+def test_config_and_save_load(tmp_path):
+    block = ResidualBlock(5, activation="tanh")
+    assert_config_round_trip(block)
+    x = np.random.rand(4, 3).astype("float32")
+    assert_save_load_round_trip(wrap(block, x), x, tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"hidden": 0}, "hidden"), ({"hidden": -3}, "hidden"),
+                                          ({"hidden": 4, "activation": "nope"}, "activation")])
+def test_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ResidualBlock(**kwargs)

@@ -1,0 +1,45 @@
+"""Argument checks shared by the zoo layers: one clear `ValueError` naming the argument."""
+
+import keras
+
+ACTIVATIONS = (
+    "linear", "relu", "tanh", "sigmoid", "selu", "softsign", "softmax", "elu", "gelu", "swish",
+)
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return value
+
+
+def check_activation(name, value):
+    """Accepts a known activation name, None, or a callable; returns it unchanged."""
+    if value is None or callable(value):
+        return value
+    try:
+        keras.activations.get(value)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"`{name}` must be one of {', '.join(ACTIVATIONS)} (or a callable), got {value!r}."
+        ) from None
+    return value
+
+
+def check_shape(name, value):
+    """Normalises an int or a tuple/list of positive ints into a tuple (`()` is a scalar)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)):
+        raise ValueError(f"`{name}` must be an int or a tuple of positive ints, got {value!r}.")
+    for dim in value:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
+            raise ValueError(f"`{name}` must contain positive ints only, got {tuple(value)!r}.")
+    return tuple(value)
+
+
+def serialize_setting(value, module):
+    """Config form of an activation/initializer argument: names stay names."""
+    if value is None or isinstance(value, str):
+        return value
+    return module.serialize(value)

@@ -1,0 +1,69 @@
+import keras
+from keras import ops
+
+from zoo.layers._validation import check_activation, check_positive_int, serialize_setting
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MemoryDotLayer(keras.layers.Layer):
+    """Dots a selection vector with a learned memory array: `p @ act(M)`.
+
+    `M` has shape `(slots, units)`; each row is one memory slot. With `p` a
+    softmax over slots, the output is a convex mix of the (activated) slots.
+
+    Args:
+        slots: int, number of memory slots (the width of `p`).
+        units: int, width of each slot (the output width).
+        activation: applied element-wise to the memory before the dot.
+            Defaults to `"sigmoid"`, so slots live in `[0, 1]` like images.
+        initializer: initializer of the memory. Defaults to `"glorot_uniform"`.
+
+    Call arguments:
+        inputs: selection tensor of shape `(batch, slots)`.
+
+    Example:
+
+    >>> layer = MemoryDotLayer(slots=10, units=784)
+    >>> layer(keras.ops.ones((2, 10)) / 10).shape
+    (2, 784)
+
+    References:
+        The memory-informed network notes (seed `001`): `F . sigmoid(NetArray)`.
+    """
+
+    def __init__(self, slots, units, activation="sigmoid", initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.slots = check_positive_int("slots", slots)
+        self.units = check_positive_int("units", units)
+        self.activation = check_activation("activation", activation)
+        self.initializer = initializer
+        self._activation_fn = keras.activations.get(activation)
+
+    def build(self, input_shape):
+        if input_shape[-1] != self.slots:
+            raise ValueError(
+                f"`slots`={self.slots} does not match the selection width {input_shape[-1]}."
+            )
+        self.memory = self.add_weight(
+            shape=(self.slots, self.units),
+            initializer=keras.initializers.get(self.initializer),
+            name="memory",
+        )
+
+    def call(self, inputs):
+        return ops.matmul(inputs, self._activation_fn(self.memory))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "slots": self.slots,
+                "units": self.units,
+                "activation": serialize_setting(self.activation, keras.activations),
+                "initializer": serialize_setting(self.initializer, keras.initializers),
+            }
+        )
+        return config

@@ -1,0 +1,58 @@
+import keras
+
+from zoo.layers._validation import check_activation, check_positive_int, serialize_setting
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MultiplySimple(keras.layers.Layer):
+    """A Dense layer on the element-wise product of two equal-width operands: `Dense(a * b)`.
+
+    Args:
+        units: int, output width.
+        activation: activation of the Dense layer. Defaults to `None` (linear).
+
+    Call arguments:
+        inputs: a list `[a, b]` of two tensors of the same shape `(batch, width)`.
+
+    Example:
+
+    >>> block = MultiplySimple(units=1)
+    >>> block([keras.ops.ones((2, 128)), keras.ops.ones((2, 128))]).shape
+    (2, 1)
+
+    References:
+        Octavian-ai/reasoning-operations (seed `004`), `multiply_simple`.
+    """
+
+    def __init__(self, units, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.activation = check_activation("activation", activation)
+
+    def build(self, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(
+            input_shape[0], (list, tuple)
+        ):
+            raise ValueError("`inputs` of MultiplySimple must be a list of two tensors [a, b].")
+        shape_a, shape_b = input_shape
+        if shape_a[-1] != shape_b[-1]:
+            raise ValueError(
+                f"`inputs` of MultiplySimple must have equal widths, got {shape_a[-1]} and "
+                f"{shape_b[-1]}."
+            )
+        self.dense = keras.layers.Dense(
+            self.units, activation=self.activation, dtype=self.dtype_policy, name="dense"
+        )
+        self.dense.build(shape_a)
+
+    def call(self, inputs):
+        a, b = inputs
+        return self.dense(a * b)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"units": self.units, "activation": serialize_setting(self.activation, keras.activations)})
+        return config

@@ -1,0 +1,122 @@
+"""Losses of the zoo: the set-min random loss (seed `001`) and the `1 - max` term."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SetMinRandomLoss(keras.losses.Loss):
+    """Trains, per example, one of K subnets: the best one after log-space noise.
+
+    `y_pred` stacks the K subnets' predictions on axis 1. For each example,
+    `L_k` is subnet k's mean squared error to the target and the trained
+    subnet is `k* = argmin_k(log L_k + sigma * eps_k)` with `eps ~ N(0, 1)`
+    drawn per example and subnet; the loss is `L_k*`. Working in log space
+    keeps a huge `sigma` finite: `sigma = 0` is the plain minimum over
+    subnets, a very large `sigma` picks a uniformly random subnet.
+
+    `sigma` lives in a non-trainable variable so a callback can follow a
+    schedule during `fit` (`loss.sigma.assign(10.0)`).
+
+    Args:
+        sigma: float >= 0, the log-space standard deviation of the noise.
+        seed: int or None, seed of the noise.
+        epsilon: float > 0 added to `L_k` before the log.
+
+    Call arguments:
+        y_true: targets of shape `(batch, *features)`.
+        y_pred: predictions of shape `(batch, K, *features)`.
+
+    Example:
+
+    >>> loss = SetMinRandomLoss(sigma=0.0)
+    >>> y_true = keras.ops.zeros((1, 2))
+    >>> y_pred = keras.ops.convert_to_tensor([[[1.0, 1.0], [0.1, 0.1]]])
+    >>> round(float(loss(y_true, y_pred)), 4)
+    0.01
+
+    References:
+        The set-min random loss notes (seed `001`); the log-space reading of
+        "log-space standard deviation" is this project's.
+    """
+
+    def __init__(
+        self,
+        sigma=0.0,
+        seed=None,
+        epsilon=1e-12,
+        reduction="sum_over_batch_size",
+        name="set_min_random_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not isinstance(sigma, (int, float)) or sigma < 0:
+            raise ValueError(f"`sigma` must be a float >= 0, got {sigma!r}.")
+        if epsilon <= 0:
+            raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}.")
+        self.sigma = keras.Variable(float(sigma), trainable=False, dtype="float32", name="sigma")
+        self.seed = seed
+        self.epsilon = epsilon
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def subnet_losses(self, y_true, y_pred):
+        """Per-example, per-subnet mean squared error, shape `(batch, K)`."""
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
+        if len(y_pred.shape) != len(y_true.shape) + 1:
+            raise ValueError(
+                "`y_pred` of SetMinRandomLoss must have one more axis than `y_true` "
+                f"(the subnets, axis 1); got shapes {tuple(y_pred.shape)} and "
+                f"{tuple(y_true.shape)}."
+            )
+        squared = ops.square(y_pred - ops.expand_dims(y_true, 1))
+        feature_axes = tuple(range(2, len(y_pred.shape)))
+        return ops.mean(squared, axis=feature_axes) if feature_axes else squared
+
+    def select(self, subnet_losses):
+        """Index of the subnet each example trains, shape `(batch,)`."""
+        noise = keras.random.normal(ops.shape(subnet_losses), seed=self.seed_generator)
+        sigma = ops.cast(self.sigma, subnet_losses.dtype)
+        scores = ops.log(subnet_losses + self.epsilon) + sigma * ops.cast(noise, subnet_losses.dtype)
+        return ops.argmin(scores, axis=1)
+
+    def call(self, y_true, y_pred):
+        losses = self.subnet_losses(y_true, y_pred)
+        chosen = self.select(losses)
+        return ops.take_along_axis(losses, ops.expand_dims(chosen, 1), axis=1)[:, 0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"sigma": float(ops.convert_to_numpy(self.sigma)), "seed": self.seed, "epsilon": self.epsilon}
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class OneMinusMax(keras.losses.Loss):
+    """`1 - max(p)` per example: pushes a probability vector towards a unit vector.
+
+    The target is ignored; attach it to the softmax output whose peakedness
+    you want to reward (the "FLoss" of seed `001`).
+
+    Call arguments:
+        y_true: ignored (any tensor with a batch axis).
+        y_pred: probabilities of shape `(batch, classes)`.
+
+    Example:
+
+    >>> loss = OneMinusMax()
+    >>> p = keras.ops.convert_to_tensor([[0.7, 0.2, 0.1], [0.5, 0.5, 0.0]])
+    >>> round(float(loss(keras.ops.zeros((2, 1)), p)), 4)
+    0.4
+
+    References:
+        The memory-informed network notes (seed `001`).
+    """
+
+    def __init__(self, reduction="sum_over_batch_size", name="one_minus_max", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        return 1.0 - ops.max(y_pred, axis=-1)
