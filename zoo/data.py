@@ -73,7 +73,10 @@ def load_images(
     if as_numpy:
         import tensorflow_datasets as tfds
 
-        images, labels = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, as_supervised=True))
+        chunks = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).batch(10000)
+        arrays = list(tfds.as_numpy(chunks))
+        images = np.concatenate([chunk[0] for chunk in arrays])
+        labels = np.concatenate([chunk[1] for chunk in arrays])
         if normalize:
             images = images.astype(np.float32) / np.float32(255.0)
         if flatten:
