@@ -37,7 +37,7 @@ def train_steps_per_second(steps=30000):
     model = ArgMaxNet()
     model.compile(make_optimizer(config), make_loss(config), metrics=[RoundedIndexError()],
                   steps_per_execution=config.steps_per_execution, jit_compile=True)
-    data = score_dataset(config.batch_size, steps + 5000, seed=0).repeat()
+    data = score_dataset(config.batch_size, steps + 5000, seed=0)
     model.fit(data, epochs=1, steps_per_epoch=5000, verbose=0)  # compile and warm up
     start = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)

@@ -43,11 +43,12 @@ def score_dataset(batch_size, steps, seed, first_step=0):
     the very batches it would have seen.
     """
     steps_ds = tf.data.Dataset.range(first_step, first_step + steps)
+    # Fixed parallelism: an AUTOTUNE pipeline can stall for minutes when fit drops it.
     dataset = steps_ds.map(
         lambda step: score_batch(batch_size, tf.stack([tf.cast(seed, tf.int64), step])),
-        num_parallel_calls=tf.data.AUTOTUNE,
+        num_parallel_calls=2,
     )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(8)
 
 
 # --- model --------------------------------------------------------------------------------
@@ -276,8 +277,7 @@ def train(config, verbose=1):
     config = resolve(config)
     run = RunFolder.create("argmax", path=config.run or None)
     resuming = (run.path / "backup").exists()
-    if not resuming:
-        run.save_config(config)
+    run.save_config(config)
     keras.utils.set_random_seed(config.seed)
     model = ArgMaxNet(config.depth, config.hidden, config.block)
     model.compile(
@@ -294,8 +294,10 @@ def train(config, verbose=1):
         f"Parameter count = {model.count_params()}\nRun folder: {run.path}" + (" (resuming)" if resuming else ""),
         flush=True,
     )
+    finished_episodes = len(run.history()) if resuming else 0
+    first_step = finished_episodes * config.steps_per_episode
     total_steps = config.episodes * config.steps_per_episode
-    data = score_dataset(config.batch_size, total_steps, seed=config.seed).repeat()
+    data = score_dataset(config.batch_size, max(total_steps - first_step, 1), seed=config.seed, first_step=first_step)
     started = time.time()
     model.fit(
         data,
@@ -304,7 +306,8 @@ def train(config, verbose=1):
         shuffle=False,
         verbose=verbose,
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(run.path / "backup")),
+            # Kept after training, so a finished run can be extended with more episodes.
+            keras.callbacks.BackupAndRestore(str(run.path / "backup"), delete_checkpoint=False),
             FreshOptimizerState(),
             ExpDecay(config.lr_decay, initial_learning_rate=config.learning_rate),
             EpisodeReport(config, started),
@@ -420,7 +423,7 @@ def tune(trials=10, steps=3000, budget=PARAMETER_BUDGET, directory="runs/argmax-
         directory=directory, project_name="search", seed=seed, overwrite=overwrite,
     )
     tuner.search(
-        score_dataset(250, steps, seed=seed).repeat(), epochs=1, steps_per_epoch=steps,
+        score_dataset(250, steps, seed=seed), epochs=1, steps_per_epoch=steps,
         validation_data=score_dataset(500, 10, seed=seed + 7), verbose=0,
     )
     rows = []

@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+
+from zoo.reduction import PCA
+
+
+def reconstruction_mse(x, codes):
+    """Best linear reconstruction of x from codes (least squares), its MSE."""
+    design = np.concatenate([codes, np.ones((len(codes), 1))], axis=1)
+    weights, *_ = np.linalg.lstsq(design, x, rcond=None)
+    return float(np.mean((design @ weights - x) ** 2))
+
+
+def test_pca_codes_reconstruct_mnist_better_than_a_random_projection(mnist_test_arrays):
+    images = mnist_test_arrays[0].reshape(-1, 784)[:3000]
+    pca = PCA(6).fit(images)
+    codes = pca.transform(images)
+    np.testing.assert_allclose(codes.std(axis=0), 1.0, rtol=1e-3)
+    pca_error = float(np.mean((pca.inverse_transform(codes) - images) ** 2))
+    random_codes = images @ np.random.default_rng(0).normal(size=(784, 6))
+    assert pca_error < 0.8 * reconstruction_mse(images, random_codes)
+    assert pca_error == pytest.approx(reconstruction_mse(images, codes), rel=1e-3)
+
+
+def test_save_load(tmp_path):
+    x = np.random.default_rng(1).normal(size=(50, 8))
+    pca = PCA(3).fit(x)
+    pca.save(tmp_path / "pca.npz")
+    np.testing.assert_allclose(PCA.load(tmp_path / "pca.npz").transform(x), pca.transform(x))
+
+
+def test_bad_dims():
+    with pytest.raises(ValueError, match="dims"):
+        PCA(0)
+    with pytest.raises(ValueError, match="dims"):
+        PCA(10).fit(np.zeros((20, 4)))
