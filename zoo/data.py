@@ -29,7 +29,14 @@ def _builder(name, data_dir=None, manual_dir=None):
         config = tfds.download.DownloadConfig(
             manual_dir=manual_dir, try_download_gcs=manual_dir is None
         )
-        builder.download_and_prepare(download_config=config)
+        try:
+            builder.download_and_prepare(download_config=config)
+        except Exception as error:  # tfds raises many kinds; the user needs one line
+            hint = " Point `manual_dir` or ZOO_MNIST_DIR at the original .gz files." if name == "mnist" else ""
+            raise ValueError(
+                f"`dataset` {name!r} is not prepared in {builder.data_dir} and could not be "
+                f"downloaded ({type(error).__name__}).{hint}"
+            ) from None
     return builder
 
 
