@@ -21,10 +21,87 @@ import keras
 import numpy as np
 
 from zoo.data import load_mnist
-from zoo.deep import ACTIVATIONS, DeepNetwork, FileWeights, InMemoryWeights
+from zoo.deep import ACTIVATIONS, DeepNetwork, DeepResidualCore, FileWeights, InMemoryWeights
 from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args
 
 WEIGHTS, HEAD = "weights.bin", "head.npz"
+
+
+# --- model --------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class DeepMNIST(keras.Model):
+    """Stem (784 -> width, tanh), `DeepResidualCore`, head (width -> 10 logits).
+
+    With `fused_sgd=True` (default) `train_step` is the exact chunked SGD step of
+    `zoo.deep.DeepNetwork` on the model's own weights (`layer_lr` for stem and
+    core, `head_lr` for the head; the compiled optimizer is not used), so
+    `model.fit` brings progress bars, history and callbacks at any depth. With
+    `fused_sgd=False` it trains like any Keras model, with any optimizer,
+    through the core's checkpointed custom gradient.
+
+    Args:
+        layers, width, activation, alpha, chunk_layers: the core (see `DeepResidualCore`).
+        fused_sgd: use the fused exact-SGD step. Defaults to True.
+        layer_lr, head_lr: learning rates of the fused step (0.01 each).
+
+    Example:
+
+    >>> model = DeepMNIST(layers=100, width=4)
+    >>> model.compile()
+    >>> model(keras.ops.zeros((2, 784))).shape
+    (2, 10)
+
+    References:
+        Andrewp2/deep_net (seed `003`).
+    """
+
+    def __init__(self, layers=100, width=4, activation="softsign", alpha=None, chunk_layers=1000,
+                 fused_sgd=True, layer_lr=0.01, head_lr=0.01, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
+            raise ValueError(f"`width` must be a positive integer, got {width!r}.")
+        self.width, self.fused_sgd, self.layer_lr, self.head_lr = width, fused_sgd, layer_lr, head_lr
+        self.stem = keras.layers.Dense(width, activation="tanh", name="stem")
+        self.core = DeepResidualCore(layers, activation, alpha, chunk_layers, name="core")
+        self.head = keras.layers.Dense(10, name="head")
+        self._network = None
+        self.build((None, 784))
+
+    def build(self, input_shape):
+        self.stem.build(input_shape)
+        self.core.build((None, self.width))
+        self.head.build((None, self.width))
+        self.built = True
+
+    def call(self, inputs):
+        return self.head(self.core(self.stem(inputs)))
+
+    def compile(self, optimizer="sgd", loss=None, metrics=None, **kwargs):
+        if self.fused_sgd:
+            # The fused step walks the chunks in Python around compiled kernels.
+            kwargs["run_eagerly"] = True
+            loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def train_step(self, data):
+        if not self.fused_sgd:
+            return super().train_step(data)
+        x, y = data[0], data[1]
+        if self._network is None:
+            weights = InMemoryWeights.from_variables(self.core.kernel.value, self.core.bias.value, self.core.activation)
+            head = {"W_in": self.stem.kernel.value, "b_in": self.stem.bias.value,
+                    "W_out": self.head.kernel.value, "b_out": self.head.bias.value}
+            self._network = DeepNetwork(weights, self.core.chunk_layers, alpha=self.core.kernels.alpha, head=head)
+        loss, accuracy = self._network.train_step(x, keras.ops.cast(keras.ops.reshape(y, (-1,)), "int32"), self.layer_lr, self.head_lr)
+        return {"loss": loss, "accuracy": accuracy}
+
+    def get_config(self):
+        core = self.core
+        return {"layers": core.layers, "width": self.width, "activation": core.activation, "alpha": core.alpha,
+                "chunk_layers": core.chunk_layers, "fused_sgd": self.fused_sgd, "layer_lr": self.layer_lr,
+                "head_lr": self.head_lr, "name": self.name}
 
 
 @dataclasses.dataclass

@@ -35,7 +35,8 @@ class DeepNetwork:
         chunk_layers: layers per checkpointed chunk.
         alpha: residual scale; defaults to `1 / sqrt(L)`.
         seed: seed of the Glorot-uniform stem and head.
-        head: optional dict of arrays (`W_in`, `b_in`, `W_out`, `b_out`) to start from.
+        head: optional dict of arrays (`W_in`, `b_in`, `W_out`, `b_out`) to start from, or of
+            `tf.Variable`s to train in place (a Keras model's own weights).
     """
 
     def __init__(self, weights, chunk_layers, alpha=None, seed=0, head=None):
@@ -56,7 +57,10 @@ class DeepNetwork:
                 "W_out": glorot_uniform(rng, self.width, CLASSES, self.dtype),
                 "b_out": np.zeros(CLASSES, self.dtype),
             }
-        self.params = {name: tf.Variable(np.asarray(value, self.dtype), name=name) for name, value in head.items()}
+        self.params = {
+            name: value if isinstance(value, tf.Variable) else tf.Variable(np.asarray(value, self.dtype), name=name)
+            for name, value in head.items()
+        }
 
     @property
     def chunks(self):

@@ -16,14 +16,28 @@ import tensorflow as tf
 ACTIVATIONS = ("softsign", "tanh", "relu")
 
 
+def _softsign(z):
+    return z / (1 + tf.abs(z))
+
+
+def _softsign_grad(z):
+    return 1 / tf.square(1 + tf.abs(z))
+
+
+def _tanh_grad(z):
+    return 1 - tf.square(tf.tanh(z))
+
+
+def _relu_grad(z):
+    return tf.cast(z > 0, z.dtype)
+
+
 def activation_and_derivative(name):
-    if name == "softsign":
-        return (lambda z: z / (1 + tf.abs(z))), (lambda z: 1 / tf.square(1 + tf.abs(z)))
-    if name == "tanh":
-        return tf.tanh, (lambda z: 1 - tf.square(tf.tanh(z)))
-    if name == "relu":
-        return tf.nn.relu, (lambda z: tf.cast(z > 0, z.dtype))
-    raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {name!r}.")
+    """`(act, act')` for a core activation name."""
+    table = {"softsign": (_softsign, _softsign_grad), "tanh": (tf.tanh, _tanh_grad), "relu": (tf.nn.relu, _relu_grad)}
+    if name not in table:
+        raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {name!r}.")
+    return table[name]
 
 
 class ChunkKernels:

@@ -65,6 +65,15 @@ class InMemoryWeights:
         self.b = tf.Variable(b, trainable=False, name="core_b")
 
     @classmethod
+    def from_variables(cls, W, b, activation="softsign"):
+        """Wraps existing variables (e.g. a `DeepResidualCore`'s) without copying them."""
+        weights = cls.__new__(cls)
+        weights.layers, weights.width = int(W.shape[0]), int(W.shape[1])
+        weights.dtype = np.dtype(W.dtype.as_numpy_dtype)
+        weights.activation, weights.steps, weights.W, weights.b = activation, 0, W, b
+        return weights
+
+    @classmethod
     def create(cls, layers, width, activation="softsign", seed=0, dtype=np.float32):
         W, b = init_layers(layers, width, seed, dtype)
         return cls(W, b, activation)

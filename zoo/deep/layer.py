@@ -1,0 +1,90 @@
+import keras
+import tensorflow as tf
+
+from zoo.deep.kernels import ACTIVATIONS, ChunkKernels
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class DeepResidualCore(keras.layers.Layer):
+    """L residual layers `h <- h + alpha * act(h W_i + b_i)` with a checkpointed gradient.
+
+    The forward pass keeps only chunk-boundary activations; the gradient
+    (`tf.custom_gradient`) recomputes each chunk from its boundary and walks it
+    in reverse with the XLA kernels of `zoo.deep.kernels`, so activation memory
+    is O(L / chunk + chunk) and any Keras optimizer can train the layer.
+
+    Args:
+        layers: int, depth L.
+        activation: `"softsign"`, `"tanh"` or `"relu"`.
+        alpha: residual scale; defaults to `1 / sqrt(layers)`.
+        chunk_layers: layers per checkpointed chunk. Defaults to 1,000.
+
+    Call arguments:
+        inputs: tensor of shape `(batch, width)`.
+
+    Example:
+
+    >>> core = DeepResidualCore(layers=100, chunk_layers=30)
+    >>> core(keras.ops.ones((2, 4))).shape
+    (2, 4)
+
+    References:
+        Andrewp2/deep_net (seed `003`).
+    """
+
+    def __init__(self, layers, activation="softsign", alpha=None, chunk_layers=1000, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("layers", layers), ("chunk_layers", chunk_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
+        if alpha is not None and alpha <= 0:
+            raise ValueError(f"`alpha` must be > 0, got {alpha!r}.")
+        self.layers = layers
+        self.activation = activation
+        self.alpha = alpha
+        self.chunk_layers = chunk_layers
+        self.kernels = ChunkKernels(activation, alpha if alpha is not None else layers**-0.5)
+
+    def build(self, input_shape):
+        width = input_shape[-1]
+        self.kernel = self.add_weight(shape=(self.layers, width, width), initializer=keras.initializers.RandomUniform(-0.001, 0.001), name="kernel")
+        self.bias = self.add_weight(shape=(self.layers, width), initializer="zeros", name="bias")
+
+    @property
+    def chunks(self):
+        step = min(self.chunk_layers, self.layers)
+        return [(start, min(start + step, self.layers)) for start in range(0, self.layers, step)]
+
+    def call(self, inputs):
+        chunks, kernels = self.chunks, self.kernels
+
+        @tf.custom_gradient
+        def core(h, W, b):
+            # The kernels are differentiated by hand below; keep the tape out of them.
+            h, W, b = tf.stop_gradient(h), tf.stop_gradient(W), tf.stop_gradient(b)
+            boundaries = []
+            for start, stop in chunks:
+                boundaries.append(h)
+                h = kernels.forward(h, W[start:stop], b[start:stop])
+
+            def grad(g):
+                grads_W, grads_b = [], []
+                for (start, stop), h_start in zip(reversed(chunks), reversed(boundaries)):
+                    g, dW, db = kernels.backward(h_start, g, W[start:stop], b[start:stop])
+                    grads_W.append(dW)
+                    grads_b.append(db)
+                return g, tf.concat(grads_W[::-1], 0), tf.concat(grads_b[::-1], 0)
+
+            return h, grad
+
+        return core(inputs, tf.convert_to_tensor(self.kernel), tf.convert_to_tensor(self.bias))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"layers": self.layers, "activation": self.activation, "alpha": self.alpha, "chunk_layers": self.chunk_layers})
+        return config
