@@ -41,15 +41,27 @@ class TornFileError(ValueError):
     """The weights file was left half-way through a step."""
 
 
+def _uniform01(seed, first, count):
+    """Counter-based uniforms in [0, 1): splitmix64 of `(seed, index)`, index `first..first+count`.
+
+    Each value depends only on its index, so any chunking gives the same weights."""
+    z = np.arange(first, first + count, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
 def init_layers(layers, width, seed, dtype=np.float32, start=0, stop=None):
     """The seed's core init for layers `[start, stop)`: W ~ U(-0.001, 0.001), b = 0.
 
-    Each layer's draws depend only on `(seed, layer index)` through a counter-based
-    generator, so the file can be filled chunk by chunk in any order.
+    Each weight depends only on `(seed, its position)`, so the file can be filled
+    chunk by chunk in any order with the same result.
     """
     stop = layers if stop is None else stop
-    rng = np.random.Generator(np.random.Philox(key=seed, counter=[0, 0, 0, start]))
-    W = rng.uniform(-0.001, 0.001, size=(stop - start, width, width)).astype(dtype)
+    values = _uniform01(seed, start * width * width, (stop - start) * width * width)
+    W = (0.002 * values - 0.001).astype(dtype).reshape(stop - start, width, width)
     return W, np.zeros((stop - start, width), dtype)
 
 
