@@ -5,9 +5,11 @@ are `tf.function(jit_compile=True)` with a `tf.while_loop` over the layers, so t
 on CPU and GPU; they compile once per (chunk length, batch, width, dtype).
 
 - `forward(h, W, b)`: the chunk's output; keeps nothing else.
-- `backward(h_start, g_end, W, b)`: recomputes the chunk's layer inputs from its start boundary,
-  then walks the layers in reverse: `dz = alpha * g * act'(z)`, `dW = h^T dz`, `db = sum(dz)`,
-  `g <- g + dz W^T` with the pre-update `W`. Returns `(g_start, dW, db)`.
+- `backward(h_start, g_end, W, b)`: recomputes the chunk's layer inputs `h_i` and
+  pre-activations `z_i` from its start boundary, then walks the layers in reverse carrying only
+  the sequential part, `dz_i = alpha * g * act'(z_i)` and `g <- g + dz_i W_i^T` (pre-update
+  `W_i`); the weight gradients `dW_i = h_i^T dz_i`, `db_i = sum(dz_i)` of all layers are then one
+  batched contraction. Returns `(g_start, dW, db)`.
 - `backward_sgd(..., lr)`: the same, returning the updated chunk `(g_start, W - lr dW, b - lr db)`.
 """
 
@@ -40,6 +42,29 @@ def activation_and_derivative(name):
     return table[name]
 
 
+def _matmul(h, W):
+    """`h @ W` for a small static width as broadcast multiply-adds, which XLA fuses into one
+    loop with the activation (a dot call per layer costs more than the arithmetic)."""
+    width = W.shape[0]
+    if width is None or width > 8:
+        return tf.matmul(h, W)
+    out = h[:, 0:1] * W[0]
+    for j in range(1, width):
+        out = out + h[:, j : j + 1] * W[j]
+    return out
+
+
+def _matmul_transposed(dz, W):
+    """`dz @ W^T`, likewise."""
+    width = W.shape[0]
+    if width is None or width > 8:
+        return tf.matmul(dz, W, transpose_b=True)
+    out = dz[:, 0:1] * W[:, 0]
+    for k in range(1, width):
+        out = out + dz[:, k : k + 1] * W[:, k]
+    return out
+
+
 class ChunkKernels:
     """The compiled forward and backward of one activation and residual scale `alpha`."""
 
@@ -52,7 +77,7 @@ class ChunkKernels:
         self.backward_sgd = tf.function(self._backward_sgd, jit_compile=True, reduce_retracing=True)
 
     def _layer(self, h, W, b):
-        return h + self.alpha * self._act(tf.matmul(h, W) + b)
+        return h + self.alpha * self._act(_matmul(h, W) + b)
 
     def _forward(self, h, W, b):
         layers = tf.shape(W)[0]
@@ -65,25 +90,28 @@ class ChunkKernels:
 
     def _backward(self, h_start, g_end, W, b):
         layers = tf.shape(W)[0]
+        # Recompute every layer's input h_i and pre-activation z_i from the boundary.
         inputs = tf.TensorArray(h_start.dtype, size=layers, element_shape=h_start.shape)
+        pre = tf.TensorArray(h_start.dtype, size=layers, element_shape=h_start.shape)
 
-        def recompute(i, h, inputs):
-            return i + 1, self._layer(h, W[i], b[i]), inputs.write(i, h)
+        def recompute(i, h, inputs, pre):
+            z = _matmul(h, W[i]) + b[i]
+            return i + 1, h + self.alpha * self._act(z), inputs.write(i, h), pre.write(i, z)
 
-        _, _, inputs = tf.while_loop(lambda i, *_: i < layers, recompute, (tf.constant(0), h_start, inputs))
-        grads_W = tf.TensorArray(W.dtype, size=layers, element_shape=W.shape[1:])
-        grads_b = tf.TensorArray(b.dtype, size=layers, element_shape=b.shape[1:])
-
-        def reverse(i, g, grads_W, grads_b):
-            h = inputs.read(i)
-            dz = self.alpha * g * self._act_grad(tf.matmul(h, W[i]) + b[i])
-            g = g + tf.matmul(dz, W[i], transpose_b=True)
-            return i - 1, g, grads_W.write(i, tf.matmul(h, dz, transpose_a=True)), grads_b.write(i, tf.reduce_sum(dz, 0))
-
-        _, g, grads_W, grads_b = tf.while_loop(
-            lambda i, *_: i >= 0, reverse, (layers - 1, g_end, grads_W, grads_b)
+        _, _, inputs, pre = tf.while_loop(
+            lambda i, *_: i < layers, recompute, (tf.constant(0), h_start, inputs, pre)
         )
-        return g, grads_W.stack(), grads_b.stack()
+        # The reverse walk carries only what is sequential: g, and each layer's dz.
+        deltas = tf.TensorArray(h_start.dtype, size=layers, element_shape=h_start.shape)
+
+        def reverse(i, g, deltas):
+            dz = self.alpha * g * self._act_grad(pre.read(i))
+            return i - 1, g + _matmul_transposed(dz, W[i]), deltas.write(i, dz)
+
+        _, g, deltas = tf.while_loop(lambda i, *_: i >= 0, reverse, (layers - 1, g_end, deltas))
+        # Weight gradients of all layers at once, outside the sequential loop.
+        inputs, deltas = inputs.stack(), deltas.stack()
+        return g, tf.einsum("nbj,nbk->njk", inputs, deltas), tf.reduce_sum(deltas, axis=1)
 
     def _backward_sgd(self, h_start, g_end, W, b, lr):
         g, dW, db = self._backward(h_start, g_end, W, b)
