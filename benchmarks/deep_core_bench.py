@@ -35,7 +35,7 @@ def measure(layers, width, batch, chunk, in_memory, steps, directory):
         FileWeights.create(path, layers, width, "softsign", seed=0, chunk_layers=1_000_000).close()
     weights = FileWeights.open(path)
     if in_memory:
-        file_weights, weights = weights, InMemoryWeights.from_file(weights)
+        file_weights, weights = weights, InMemoryWeights.from_file(weights, piece_layers=chunk)
         file_weights.close()
     network = DeepNetwork(weights, chunk_layers=chunk, seed=0)
     rng = np.random.default_rng(0)

@@ -191,7 +191,7 @@ def open_network(config, run, create=True):
         raise ValueError(f"`weights` {path} has trained {weights.steps} steps but {run.file(HEAD)} is missing.")
     if config.in_memory:
         file_weights = weights
-        weights = InMemoryWeights.from_file(file_weights)
+        weights = InMemoryWeights.from_file(file_weights, piece_layers=min(config.chunk_layers, config.layers))
         file_weights.close()
     return DeepNetwork(weights, config.chunk_layers, alpha=alpha, seed=config.seed, head=head), path
 

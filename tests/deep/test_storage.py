@@ -46,10 +46,22 @@ def test_bad_files(tmp_path):
 
 
 def test_in_memory_save_and_reload_through_a_file(tmp_path):
-    weights = InMemoryWeights.create(50, 4, "relu", seed=3)
+    weights = InMemoryWeights.create(50, 4, "relu", seed=3, piece_layers=20)
     weights.steps = 7
-    weights.save(tmp_path / "w.bin", chunk_layers=16)
+    weights.save(tmp_path / "w.bin")
     with FileWeights.open(tmp_path / "w.bin") as file_weights:
-        again = InMemoryWeights.from_file(file_weights, chunk_layers=16)
+        again = InMemoryWeights.from_file(file_weights, piece_layers=16)
     np.testing.assert_array_equal(again.W.numpy(), weights.W.numpy())
     assert again.steps == 7 and again.activation == "relu"
+
+
+def test_in_memory_pieces_read_and_write_any_range():
+    W, b = np.arange(10 * 4, dtype=np.float64).reshape(10, 2, 2), np.arange(20, dtype=np.float64).reshape(10, 2)
+    weights = InMemoryWeights(W, b, piece_layers=4)
+    got_W, got_b = weights.read(3, 9)
+    np.testing.assert_array_equal(got_W, W[3:9])
+    np.testing.assert_array_equal(got_b, b[3:9])
+    weights.write(3, -got_W, -got_b)
+    expected = W.copy()
+    expected[3:9] *= -1
+    np.testing.assert_array_equal(weights.W.numpy(), expected)

@@ -42,27 +42,29 @@ def activation_and_derivative(name):
     return table[name]
 
 
+SMALL_WIDTH = 8
+
+
 def _matmul(h, W):
-    """`h @ W` for a small static width as broadcast multiply-adds, which XLA fuses into one
-    loop with the activation (a dot call per layer costs more than the arithmetic)."""
-    width = W.shape[0]
-    if width is None or width > 8:
+    """`h @ W`. For a small width as a broadcast multiply and a reduction, which XLA fuses
+    with the activation; a dot call per tiny layer costs more than its arithmetic."""
+    if W.shape[0] is None or W.shape[0] > SMALL_WIDTH:
         return tf.matmul(h, W)
-    out = h[:, 0:1] * W[0]
-    for j in range(1, width):
-        out = out + h[:, j : j + 1] * W[j]
-    return out
+    return tf.reduce_sum(h[:, :, None] * W[None], axis=1)
 
 
 def _matmul_transposed(dz, W):
     """`dz @ W^T`, likewise."""
-    width = W.shape[0]
-    if width is None or width > 8:
+    if W.shape[0] is None or W.shape[0] > SMALL_WIDTH:
         return tf.matmul(dz, W, transpose_b=True)
-    out = dz[:, 0:1] * W[:, 0]
-    for k in range(1, width):
-        out = out + dz[:, k : k + 1] * W[:, k]
-    return out
+    return tf.reduce_sum(dz[:, None, :] * W[None], axis=2)
+
+
+def _weight_gradients(inputs, deltas):
+    """`dW_i = h_i^T dz_i` for every layer of a chunk at once: `(n, B, w) x (n, B, w) -> (n, w, w)`."""
+    if inputs.shape[-1] is None or inputs.shape[-1] > SMALL_WIDTH:
+        return tf.einsum("nbj,nbk->njk", inputs, deltas)
+    return tf.reduce_sum(inputs[:, :, :, None] * deltas[:, :, None, :], axis=1)
 
 
 class ChunkKernels:
@@ -111,7 +113,7 @@ class ChunkKernels:
         _, g, deltas = tf.while_loop(lambda i, *_: i >= 0, reverse, (layers - 1, g_end, deltas))
         # Weight gradients of all layers at once, outside the sequential loop.
         inputs, deltas = inputs.stack(), deltas.stack()
-        return g, tf.einsum("nbj,nbk->njk", inputs, deltas), tf.reduce_sum(deltas, axis=1)
+        return g, _weight_gradients(inputs, deltas), tf.reduce_sum(deltas, axis=1)
 
     def _backward_sgd(self, h_start, g_end, W, b, lr):
         g, dW, db = self._backward(h_start, g_end, W, b)

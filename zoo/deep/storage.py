@@ -66,15 +66,28 @@ def init_layers(layers, width, seed, dtype=np.float32, start=0, stop=None):
 
 
 class InMemoryWeights:
-    """The whole core as two `tf.Variable`s: `W (L, w, w)` and `b (L, w)`."""
+    """The core in memory as `tf.Variable`s, one pair `(W (n, w, w), b (n, w))` per piece.
 
-    def __init__(self, W, b, activation="softsign", steps=0):
+    With pieces as long as the network's chunks a chunk is read and written
+    back whole (no slicing copies of a huge variable); other ranges work too.
+
+    Args:
+        W, b: arrays of shape `(L, w, w)` and `(L, w)`.
+        activation: the core activation (kept with the weights).
+        steps: SGD steps these weights have taken.
+        piece_layers: layers per variable pair (default: one pair for all).
+    """
+
+    def __init__(self, W, b, activation="softsign", steps=0, piece_layers=None):
         self.layers, self.width = int(W.shape[0]), int(W.shape[1])
-        self.dtype = np.dtype(W.dtype.as_numpy_dtype if hasattr(W.dtype, "as_numpy_dtype") else W.dtype)
-        self.activation = activation
-        self.steps = steps
-        self.W = tf.Variable(W, trainable=False, name="core_W")
-        self.b = tf.Variable(b, trainable=False, name="core_b")
+        self.dtype = np.dtype(getattr(W.dtype, "as_numpy_dtype", W.dtype))
+        self.activation, self.steps = activation, steps
+        piece_layers = piece_layers or self.layers
+        self.pieces = [
+            (start, min(start + piece_layers, self.layers),
+             tf.Variable(W[start : start + piece_layers], trainable=False), tf.Variable(b[start : start + piece_layers], trainable=False))
+            for start in range(0, self.layers, piece_layers)
+        ]
 
     @classmethod
     def from_variables(cls, W, b, activation="softsign"):
@@ -82,21 +95,53 @@ class InMemoryWeights:
         weights = cls.__new__(cls)
         weights.layers, weights.width = int(W.shape[0]), int(W.shape[1])
         weights.dtype = np.dtype(W.dtype.as_numpy_dtype)
-        weights.activation, weights.steps, weights.W, weights.b = activation, 0, W, b
+        weights.activation, weights.steps = activation, 0
+        weights.pieces = [(0, weights.layers, W, b)]
         return weights
 
     @classmethod
-    def create(cls, layers, width, activation="softsign", seed=0, dtype=np.float32):
+    def create(cls, layers, width, activation="softsign", seed=0, dtype=np.float32, piece_layers=None):
         W, b = init_layers(layers, width, seed, dtype)
-        return cls(W, b, activation)
+        return cls(W, b, activation, piece_layers=piece_layers)
+
+    @classmethod
+    def from_file(cls, weights, piece_layers=1_000_000):
+        """Copies an open `FileWeights` into memory piece by piece (no full-size temporary)."""
+        memory = cls.__new__(cls)
+        memory.layers, memory.width, memory.dtype = weights.layers, weights.width, weights.dtype
+        memory.activation, memory.steps, memory.pieces = weights.activation, weights.steps, []
+        for start in range(0, weights.layers, piece_layers):
+            stop = min(weights.layers, start + piece_layers)
+            W, b = weights._load(start, stop)
+            memory.pieces.append((start, stop, tf.Variable(W, trainable=False), tf.Variable(b, trainable=False)))
+        return memory
+
+    @property
+    def W(self):
+        return tf.concat([W for _, _, W, _ in self.pieces], 0)
+
+    @property
+    def b(self):
+        return tf.concat([b for _, _, _, b in self.pieces], 0)
 
     def read(self, start, stop):
-        return self.W[start:stop], self.b[start:stop]
+        parts = [(max(start, lo) - lo, min(stop, hi) - lo, W, b) for lo, hi, W, b in self.pieces if lo < stop and hi > start]
+        if len(parts) == 1 and parts[0][0] == 0 and parts[0][1] == int(parts[0][2].shape[0]):
+            return tf.convert_to_tensor(parts[0][2]), tf.convert_to_tensor(parts[0][3])
+        return tf.concat([W[a:z] for a, z, W, _ in parts], 0), tf.concat([b[a:z] for a, z, _, b in parts], 0)
 
     def write(self, start, W, b):
         stop = start + int(W.shape[0])
-        self.W[start:stop].assign(W)
-        self.b[start:stop].assign(b)
+        for lo, hi, piece_W, piece_b in self.pieces:
+            if lo >= stop or hi <= start:
+                continue
+            a, z = max(start, lo), min(stop, hi)
+            if a == lo and z == hi:
+                piece_W.assign(W[a - start : z - start])
+                piece_b.assign(b[a - start : z - start])
+            else:
+                piece_W[a - lo : z - lo].assign(W[a - start : z - start])
+                piece_b[a - lo : z - lo].assign(b[a - start : z - start])
 
     def begin_step(self):
         pass
@@ -104,25 +149,14 @@ class InMemoryWeights:
     def end_step(self):
         self.steps += 1
 
-    def save(self, path, chunk_layers=1_000_000):
-        """Writes the core into a weights file (the format above)."""
+    def save(self, path):
+        """Writes the core into a weights file (the format above), piece by piece."""
         weights = FileWeights.create(path, self.layers, self.width, self.activation, dtype=self.dtype, fill=False)
-        for start in range(0, self.layers, chunk_layers):
-            stop = min(self.layers, start + chunk_layers)
-            weights._store(start, self.W[start:stop].numpy(), self.b[start:stop].numpy())
+        for start, _, W, b in self.pieces:
+            weights._store(start, W.numpy(), b.numpy())
         weights.steps = self.steps
         weights._write_header(state=0)
         weights.close()
-
-    @classmethod
-    def from_file(cls, weights, chunk_layers=1_000_000):
-        """Copies an open `FileWeights` into memory, chunk by chunk."""
-        W = np.empty((weights.layers, weights.width, weights.width), weights.dtype)
-        b = np.empty((weights.layers, weights.width), weights.dtype)
-        for start in range(0, weights.layers, chunk_layers):
-            stop = min(weights.layers, start + chunk_layers)
-            W[start:stop], b[start:stop] = weights._load(start, stop)
-        return cls(W, b, weights.activation, weights.steps)
 
     def close(self):
         pass
