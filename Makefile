@@ -26,7 +26,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
 demo: $(STAMP)
-	$(BIN)/python examples/argmax.py --episodes 3
+	$(BIN)/python examples/ibs_vs_lrd.py --quick
 
 bench: $(STAMP)
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

@@ -199,9 +199,9 @@ class ArgMaxConfig:
         })
 
 
-# The improved recipe: Adam on the mean squared error at batch 250, the learning rate decayed
-# per episode, fewer and shorter episodes. Same network and parameter count as the seed.
-IMPROVED = dict(batch_size=250, learning_rate=3e-3, lr_decay=0.93, steps_per_episode=4000, episodes=60)
+# The improved recipe: Adam on the mean squared error at batch 250 (10x the seed's), lr 3e-3
+# decayed by 0.96 per 10,000-step episode, 120 episodes. Same network and parameter count.
+IMPROVED = dict(batch_size=250, learning_rate=3e-3, lr_decay=0.96, steps_per_episode=10000, episodes=120)
 
 
 def resolve(config):
@@ -424,7 +424,7 @@ def tune(trials=10, steps=3000, budget=PARAMETER_BUDGET, directory="runs/argmax-
     )
     tuner.search(
         score_dataset(250, steps, seed=seed), epochs=1, steps_per_epoch=steps,
-        validation_data=score_dataset(500, 10, seed=seed + 7), verbose=0,
+        validation_data=score_dataset(500, 10, seed=seed + 7), shuffle=False, verbose=0,
     )
     rows = []
     for trial in tuner.oracle.trials.values():

@@ -83,3 +83,12 @@ def test_bad_arguments():
         ArgMaxNet(block="conv")
     with pytest.raises(ValueError, match="depth"):
         ArgMaxNet(depth=0)
+
+
+def test_tune_writes_every_trial_within_the_budget(tmp_path):
+    frame = argmax.tune(trials=2, steps=100, budget=2000, directory=str(tmp_path / "tune"), overwrite=True)
+    assert len(frame) == 2 and (tmp_path / "tune" / "trials.csv").exists()
+    assert (frame["parameters"] <= 2000).all()
+    assert set(frame.columns) >= {"depth", "block", "hidden", "learning_rate", "parameters", "val_err"}
+    for _, row in frame.iterrows():
+        assert row["parameters"] == count_parameters(row["depth"], row["hidden"], row["block"])

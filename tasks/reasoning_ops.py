@@ -1,0 +1,441 @@
+"""Reasoning operations sweep (seed `004`, Octavian-ai/reasoning-operations) on keras-tuner.
+
+Can small networks learn arithmetic, logic and integer operations on two 128-wide operands?
+Every experiment (task x dataset x network) is one keras-tuner trial of a grid search whose
+`HyperModel.fit` runs the seed's protocol: Adam + MSE at batch 32, a learning-rate search
+1e-6 .. 100 (x10, 1,000 steps each) stopping early once accuracy >= 0.99, and a 30,000-step run
+at the best rate when nothing solved it. Accuracy is element-wise `|pred - label| < 10**-0.5 / 2`.
+
+keras-tuner gives the rest: an interrupted sweep resumes without redoing finished trials, and
+`--workers N` runs keras-tuner's own chief/worker mode (`KERASTUNER_TUNER_ID`,
+`KERASTUNER_ORACLE_IP`, `KERASTUNER_ORACLE_PORT`); the same variables put workers elsewhere.
+
+Reads top to bottom: data -> tasks -> networks -> protocol -> sweep -> report -> CLI.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.layers import MultiplyBlock, MultiplySimple
+from zoo.metrics import DEFAULT_TOLERANCE, ToleranceAccuracy
+from zoo.runs import matplotlib_agg
+
+WIDTH = 128
+BLOCK = 1000  # examples generated per stateless seed
+
+# --- data ---------------------------------------------------------------------------------
+
+DATASETS = ("one_hot", "many_hot", "random", "random_pos", "random_pos_seed")
+
+
+def operands(dataset, count, seed):
+    """`(a, b)`, each `(count, 128)` float32, from a stateless seed pair.
+
+    `random_pos` is U[0, 1) as documented; `random_pos_seed` is U[-1, 1), what the original
+    code actually generated under that name.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"`dataset` must be one of {', '.join(DATASETS)}, got {dataset!r}.")
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    if dataset == "one_hot":
+        draw = lambda s: tf.one_hot(tf.random.stateless_uniform((count,), s, 0, WIDTH, tf.int32), WIDTH)  # noqa: E731
+    elif dataset == "many_hot":
+        draw = lambda s: tf.cast(tf.random.stateless_uniform((count, WIDTH), s) < 0.5, tf.float32)  # noqa: E731
+    elif dataset == "random_pos":
+        draw = lambda s: tf.random.stateless_uniform((count, WIDTH), s, 0.0, 1.0)  # noqa: E731
+    else:
+        draw = lambda s: tf.random.stateless_uniform((count, WIDTH), s, -1.0, 1.0)  # noqa: E731
+    return draw(seeds[0]), draw(seeds[1])
+
+
+# --- tasks --------------------------------------------------------------------------------
+
+
+def _bool(x):
+    return tf.cast(x, tf.float32)
+
+
+TASKS = {
+    "reduce_sum": lambda a, b: tf.reduce_sum(tf.concat([a, b], 1), 1, keepdims=True),
+    "reduce_max": lambda a, b: tf.reduce_max(tf.concat([a, b], 1), 1, keepdims=True),
+    "concat": lambda a, b: tf.concat([a, b], 1),
+    "dot": lambda a, b: tf.reduce_sum(a * b, 1, keepdims=True),
+    "elementwise_mul": lambda a, b: a * b,
+    "elementwise_add": lambda a, b: a + b,
+    # argmax a + argmax b past 127 has no slot: the target is then all zeros, as in the original.
+    "one_hot_sum": lambda a, b: tf.one_hot(tf.argmax(a, 1) + tf.argmax(b, 1), WIDTH),
+    "equality": lambda a, b: _bool(tf.equal(a, b)),
+    "logical_and": lambda a, b: _bool(tf.logical_and(a != 0, b != 0)),
+    "logical_or": lambda a, b: _bool(tf.logical_or(a != 0, b != 0)),
+    "logical_xor": lambda a, b: _bool(tf.math.logical_xor(a != 0, b != 0)),
+    "almost_equal": lambda a, b: _bool(tf.abs(a - b) < DEFAULT_TOLERANCE),
+}
+SEED_TASKS = tuple(name for name in TASKS if name != "almost_equal")
+
+
+def target(task, a, b):
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {', '.join(TASKS)}, got {task!r}.")
+    return TASKS[task](a, b)
+
+
+def output_width(task):
+    return int(target(task, tf.zeros((1, WIDTH)), tf.zeros((1, WIDTH))).shape[1])
+
+
+def train_stream(task, dataset, size, seed, batch=32):
+    """An endless stream of batches cycling over a fixed training set of `size` examples,
+    generated block by block from stateless seeds (never held in memory whole)."""
+    blocks = max(1, size // BLOCK)
+
+    def block(index):
+        a, b = operands(dataset, BLOCK, tf.stack([tf.cast(seed, tf.int64), index]))
+        return (a, b), target(task, a, b)
+
+    data = tf.data.Dataset.range(blocks).map(block, num_parallel_calls=2).unbatch()
+    return data.shuffle(4 * BLOCK, seed=seed).repeat().batch(batch, drop_remainder=True).prefetch(4)
+
+
+def test_set(task, dataset, size, seed):
+    a, b = operands(dataset, size, tf.constant([seed, -1], tf.int64))
+    return (a, b), target(task, a, b)
+
+
+# --- networks -----------------------------------------------------------------------------
+
+NETWORKS = ("dense", "dense_residual", "multiply", "multiply_simple")
+ACTIVATIONS = ("linear", "tanh", "relu", "sigmoid", "selu")
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class ReasoningNet(keras.Model):
+    """The sweep's networks on two operands `[a, b]`.
+
+    - `dense`: concat(a, b) -> (depth - 1) x Dense(256, act) -> Dense(out, act); the activation
+      is on every layer, the output's included, as in the seed.
+    - `dense_residual`: concat -> Dense(256, act) -> (depth - 1) x [h + Dense(256, act)(h)] ->
+      Dense(out).
+    - `multiply`: `MultiplyBlock(256, out)`: Dense(a -> 256) * Dense(b -> 256) -> Dense(out).
+    - `multiply_simple`: `MultiplySimple(out)`: Dense(a * b).
+
+    Example:
+
+    >>> ReasoningNet("multiply", units=1)([keras.ops.ones((2, 128))] * 2).shape
+    (2, 1)
+    """
+
+    def __init__(self, network, units, depth=1, activation="linear", hidden=256, **kwargs):
+        super().__init__(**kwargs)
+        if network not in NETWORKS:
+            raise ValueError(f"`network` must be one of {', '.join(NETWORKS)}, got {network!r}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
+        if not 1 <= depth <= 3:
+            raise ValueError(f"`depth` must be 1, 2 or 3, got {depth!r}.")
+        self.network, self.units, self.depth, self.activation, self.hidden = network, units, depth, activation, hidden
+        if network == "dense":
+            self.stack = [keras.layers.Dense(hidden, activation=activation) for _ in range(depth - 1)]
+            self.stack.append(keras.layers.Dense(units, activation=activation))
+        elif network == "dense_residual":
+            self.stem = keras.layers.Dense(hidden, activation=activation)
+            self.stack = [keras.layers.Dense(hidden, activation=activation) for _ in range(depth - 1)]
+            self.out = keras.layers.Dense(units)
+        elif network == "multiply":
+            self.block = MultiplyBlock(hidden, units)
+        else:
+            self.block = MultiplySimple(units)
+
+    def call(self, inputs):
+        a, b = inputs
+        if self.network in ("multiply", "multiply_simple"):
+            return self.block([a, b])
+        h = keras.ops.concatenate([a, b], axis=1)
+        if self.network == "dense":
+            for layer in self.stack:
+                h = layer(h)
+            return h
+        h = self.stem(h)
+        for layer in self.stack:
+            h = h + layer(h)
+        return self.out(h)
+
+    def get_config(self):
+        return {"network": self.network, "units": self.units, "depth": self.depth,
+                "activation": self.activation, "hidden": self.hidden, "name": self.name}
+
+
+def network_configs(profile):
+    """`(network, depth, activation)` of the grid: the seed's, or the quick profile's four."""
+    if profile == "quick":
+        return [("dense", 1, "linear"), ("dense_residual", 2, "relu"), ("multiply", 1, "linear"), ("multiply_simple", 1, "linear")]
+    dense = [(kind, depth, act) for kind in ("dense", "dense_residual") for depth in (1, 2, 3) for act in ACTIVATIONS]
+    return dense + [("multiply", 1, "linear"), ("multiply_simple", 1, "linear")]
+
+
+# --- protocol -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Protocol:
+    """The seed's per-experiment training protocol."""
+
+    lrs: tuple = tuple(10.0**e for e in range(-6, 3))
+    search_steps: int = 1000
+    final_steps: int = 30000
+    solved: float = 0.99
+    batch: int = 32
+    train_size: int = 1_000_000
+    test_size: int = 4000
+    steps_per_execution: int = 100
+
+
+PROFILES = {
+    "seed": Protocol(),
+    "quick": Protocol(lrs=(1e-4, 1e-3, 1e-2, 1e-1), search_steps=300, final_steps=1500, train_size=100_000, test_size=2000),
+    "test": Protocol(lrs=(1e-2, 1e-1), search_steps=20, final_steps=30, train_size=2000, test_size=200, steps_per_execution=10),
+}
+
+
+def run_experiment(task, dataset, network, depth, activation, protocol, seed=0):
+    """The protocol on one experiment; returns the seed's result columns (and wall time)."""
+    started = time.time()
+    test_inputs, test_targets = test_set(task, dataset, protocol.test_size, seed + 1)
+    data = train_stream(task, dataset, protocol.train_size, seed, protocol.batch)
+    units = output_width(task)
+
+    def attempt(lr, steps):
+        keras.utils.set_random_seed(seed)
+        model = ReasoningNet(network, units, depth, activation)
+        model.compile(keras.optimizers.Adam(lr), "mse", metrics=[ToleranceAccuracy()],
+                      steps_per_execution=min(protocol.steps_per_execution, steps))
+        model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+        result = model.evaluate(test_inputs, test_targets, batch_size=1000, verbose=0, return_dict=True)
+        loss = result["loss"] if np.isfinite(result["loss"]) else float("inf")
+        return {"accuracy": float(result["accuracy"]), "loss": float(loss), "lr": lr, "global_step": steps}
+
+    best = None
+    for lr in protocol.lrs:
+        outcome = attempt(lr, protocol.search_steps)
+        if best is None or outcome["accuracy"] > best["accuracy"] or (
+            outcome["accuracy"] == best["accuracy"] and outcome["loss"] < best["loss"]):
+            best = outcome
+        if outcome["accuracy"] >= protocol.solved:
+            break
+    if best["accuracy"] < protocol.solved:
+        best = attempt(best["lr"], protocol.final_steps)
+    best["wall_seconds"] = time.time() - started
+    return best
+
+
+# --- sweep on keras-tuner -----------------------------------------------------------------
+
+
+def _hypermodel_class():
+    import keras_tuner
+
+    class ReasoningHyperModel(keras_tuner.HyperModel):
+        """One trial = one experiment; `fit` runs the whole protocol."""
+
+        def __init__(self, tasks, datasets, configs, protocol, seed, log=None):
+            super().__init__()
+            self.tasks, self.datasets, self.configs = tasks, datasets, configs
+            self.protocol, self.seed, self.log = protocol, seed, log
+
+        def build(self, hp):
+            task = hp.Choice("task", list(self.tasks))
+            hp.Choice("dataset", list(self.datasets))
+            network, depth, activation = hp.Choice("network_config", ["-".join(map(str, c)) for c in self.configs]).split("-")
+            return ReasoningNet(network, output_width(task), int(depth), activation)
+
+        def fit(self, hp, model, *args, **kwargs):
+            network, depth, activation = hp.get("network_config").split("-")
+            self._note("start", hp)
+            result = run_experiment(hp.get("task"), hp.get("dataset"), network, int(depth), activation, self.protocol, self.seed)
+            self._note("end", hp)
+            return result
+
+        def _note(self, event, hp):
+            # An audit line per trial start/end, so tests can prove each ran exactly once.
+            if self.log:
+                with open(self.log, "a") as file:
+                    file.write(json.dumps({"event": event, "pid": os.getpid(), "values": hp.values}) + "\n")
+
+    return ReasoningHyperModel
+
+
+def _grid_oracle_class():
+    import keras_tuner
+
+    class ExperimentGridOracle(keras_tuner.Oracle):
+        """Hands out every combination of a fixed grid once, in order.
+
+        keras-tuner's own `GridSearchOracle` does not save its traversal state, so
+        a reloaded sweep fails; this one derives everything from the oracle's saved
+        `tried_so_far` hashes, and reloaded running trials go to the retry queue."""
+
+        def __init__(self, grid, **kwargs):
+            super().__init__(max_trials=len(grid), **kwargs)
+            self.grid = grid
+
+        def populate_space(self, trial_id):
+            for values in self.grid:
+                if self._compute_values_hash(values) not in self._tried_so_far:
+                    return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+            if self.ongoing_trials:
+                return {"status": keras_tuner.engine.trial.TrialStatus.IDLE}
+            return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED}
+
+    return ExperimentGridOracle
+
+
+def make_tuner(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None):
+    import keras_tuner
+
+    protocol = PROFILES[profile]
+    tasks = tuple(tasks or (TASKS if profile == "quick" else SEED_TASKS))
+    datasets = tuple(datasets or (("one_hot", "random_pos") if profile == "quick" else ("one_hot", "many_hot", "random", "random_pos")))
+    configs = network_configs("quick" if profile in ("quick", "test") else "seed")
+    hypermodel = _hypermodel_class()(tasks, datasets, configs, protocol, seed, log)
+    grid = [{"task": task, "dataset": dataset, "network_config": "-".join(map(str, config))}
+            for task in tasks for dataset in datasets for config in configs]
+    oracle = _grid_oracle_class()(grid, objective=keras_tuner.Objective("accuracy", "max"), max_consecutive_failed_trials=1000)
+    return keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="sweep", overwrite=False)
+
+
+def run_sweep(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None):
+    """Runs (or resumes) the sweep in this process: alone, as the chief or as a worker,
+    as keras-tuner's environment variables say."""
+    tuner = make_tuner(directory, profile, tasks, datasets, seed, log)
+    tuner.search(verbose=0)
+    return tuner
+
+
+def launch(directory, workers, profile="quick", port=8000, extra=()):
+    """A chief and `workers` local worker processes of `zoo reasoning-ops run`."""
+    command = [sys.executable, "-m", "zoo.cli", "reasoning-ops", "run", "--directory", str(directory),
+               "--profile", profile, "--workers", "0", *extra]
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    chief = subprocess.Popen(command, env={**base, "KERASTUNER_TUNER_ID": "chief"})
+    time.sleep(3)
+    processes = [subprocess.Popen(command, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"}) for i in range(workers)]
+    for process in processes:
+        process.wait()
+    chief.wait()
+    return chief.returncode or max((p.returncode for p in processes), default=0)
+
+
+# --- report -------------------------------------------------------------------------------
+
+COLUMNS = ["task", "dataset", "network_type", "network_depth", "network_activation", "accuracy_pct",
+           "accuracy", "loss", "lr", "global_step", "datetime", "wall_seconds"]
+
+
+def collect(directory):
+    """Every finished trial as a row with the seed's columns."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(directory, "sweep").glob("trial_*/trial.json")):
+        trial = json.loads(path.read_text())
+        if trial.get("status") != "COMPLETED":
+            continue
+        values = trial["hyperparameters"]["values"]
+        metrics = {name: entry["observations"][0]["value"][0] for name, entry in trial["metrics"]["metrics"].items()}
+        network, depth, activation = values["network_config"].split("-")
+        rows.append({
+            "task": values["task"], "dataset": values["dataset"], "network_type": network,
+            "network_depth": int(depth), "network_activation": activation,
+            "accuracy_pct": f"{int(metrics['accuracy'] * 100)}.0%", "accuracy": metrics["accuracy"],
+            "loss": metrics["loss"], "lr": metrics["lr"], "global_step": int(metrics["global_step"]),
+            "datetime": datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S"),
+            "wall_seconds": metrics["wall_seconds"],
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def report(directory):
+    """Writes results.csv, pivot.csv and heatmap.png next to the sweep; returns the pivot."""
+    frame = collect(directory)
+    if frame.empty:
+        raise ValueError(f"`directory` {directory} holds no finished trials yet.")
+    directory = Path(directory)
+    frame.to_csv(directory / "results.csv", index=False)
+    frame["network"] = frame["network_type"] + "-" + frame["network_depth"].astype(str) + "-" + frame["network_activation"]
+    pivot = frame.pivot_table(index="network", columns="dataset", values="accuracy", aggfunc="mean")
+    pivot["mean"] = frame.groupby("network")["accuracy"].mean()
+    pivot["solved_cells"] = frame.groupby("network")["accuracy"].apply(lambda acc: int((acc >= 0.99).sum()))
+    pivot["cells"] = frame.groupby("network")["accuracy"].size()
+    pivot = pivot.sort_values("mean", ascending=False)
+    pivot.to_csv(directory / "pivot.csv")
+    heat = frame.pivot_table(index="task", columns="network", values="accuracy", aggfunc="mean")
+    plt = matplotlib_agg()
+    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * heat.shape[1], 1 + 0.45 * heat.shape[0]))
+    image = axis.imshow(heat.values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    axis.set_xticks(range(heat.shape[1]), heat.columns, rotation=45, ha="right")
+    axis.set_yticks(range(heat.shape[0]), heat.index)
+    for (row, column), value in np.ndenumerate(heat.values):
+        axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.5 else "black")
+    figure.colorbar(image, label="mean accuracy over datasets")
+    axis.set_title("Reasoning operations: accuracy (task x network)")
+    figure.savefig(directory / "heatmap.png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return pivot
+
+
+# --- CLI ----------------------------------------------------------------------------------
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("reasoning-ops", help="reasoning-operations sweep on keras-tuner (seed 004)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run_parser = commands.add_parser("run", help="run or resume the sweep (--workers N: chief + N workers)")
+    run_parser.add_argument("--directory", default="runs/reasoning-ops", help="the sweep's folder (resumes if it exists)")
+    run_parser.add_argument("--profile", choices=tuple(PROFILES), default="quick", help="seed: the full grid and protocol; quick: all tasks x 2 datasets x 4 networks, short search")
+    run_parser.add_argument("--workers", type=int, default=0, help="local worker processes (0: run in this process)")
+    run_parser.add_argument("--port", type=int, default=8000, help="the chief's port with --workers")
+    run_parser.add_argument("--tasks", default="", help="comma-separated subset of tasks")
+    run_parser.add_argument("--datasets", default="", help="comma-separated subset of datasets")
+    run_parser.add_argument("--audit-log", default="", help="append a line per trial start/end (tests)")
+    run_parser.set_defaults(handler=_run)
+    report_parser = commands.add_parser("report", help="CSV, pivot table and heat-map of a sweep")
+    report_parser.add_argument("--directory", default="runs/reasoning-ops")
+    report_parser.set_defaults(handler=_report)
+
+
+def _split(text, allowed, name):
+    values = tuple(v for v in text.split(",") if v)
+    for value in values:
+        if value not in allowed:
+            raise ValueError(f"`--{name}` must list values from {', '.join(allowed)}, got {value!r}.")
+    return values or None
+
+
+def _run(args):
+    tasks = _split(args.tasks, tuple(TASKS), "tasks")
+    datasets = _split(args.datasets, DATASETS, "datasets")
+    if args.workers < 0:
+        raise ValueError(f"`--workers` must be >= 0, got {args.workers}.")
+    if args.workers:
+        extra = [flag for name, flag in (("tasks", args.tasks), ("datasets", args.datasets), ("audit-log", args.audit_log)) if flag for flag in (f"--{name}", flag)]
+        return launch(args.directory, args.workers, args.profile, args.port, extra)
+    started = time.time()
+    run_sweep(args.directory, args.profile, tasks, datasets, log=args.audit_log or None)
+    if os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
+        print(f"sweep finished in {time.time() - started:.0f} s; `zoo reasoning-ops report --directory {args.directory}`")
+    return 0
+
+
+def _report(args):
+    pivot = report(args.directory)
+    print(pivot.round(3).to_string())
+    print(f"written: {Path(args.directory) / 'results.csv'}, pivot.csv, heatmap.png")
