@@ -217,7 +217,7 @@ def run_experiment(task, dataset, network, depth, activation, protocol, seed=0):
         keras.utils.set_random_seed(seed)
         model = ReasoningNet(network, units, depth, activation)
         model.compile(keras.optimizers.Adam(lr), "mse", metrics=[ToleranceAccuracy()],
-                      steps_per_execution=min(protocol.steps_per_execution, steps))
+                      steps_per_execution=min(protocol.steps_per_execution, steps), jit_compile=False)
         model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
         result = model.evaluate(test_inputs, test_targets, batch_size=1000, verbose=0, return_dict=True)
         loss = result["loss"] if np.isfinite(result["loss"]) else float("inf")

@@ -45,8 +45,9 @@ def _uniform01(seed, first, count):
     """Counter-based uniforms in [0, 1): splitmix64 of `(seed, index)`, index `first..first+count`.
 
     Each value depends only on its index, so any chunking gives the same weights."""
-    z = np.arange(first, first + count, dtype=np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)
-    z = z + np.uint64(0x9E3779B97F4A7C15)
+    golden = np.array([0x9E3779B97F4A7C15], np.uint64)  # arrays wrap silently, scalars warn
+    z = np.arange(first, first + count, dtype=np.uint64) + np.array([seed], np.uint64) * golden
+    z = z + golden
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     z = z ^ (z >> np.uint64(31))

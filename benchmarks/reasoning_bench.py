@@ -1,0 +1,45 @@
+"""Reasoning-operations speed: training steps per second of the dense and multiply networks at
+batch 32, and experiments per hour under the quick profile. Prints one JSON line.
+
+    python benchmarks/reasoning_bench.py
+"""
+
+import json
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+
+from tasks.reasoning_ops import PROFILES, ReasoningNet, run_experiment, train_stream  # noqa: E402
+
+
+def steps_per_second(network, depth, activation, steps=5000):
+    model = ReasoningNet(network, 128, depth, activation)
+    model.compile(keras.optimizers.Adam(1e-3), "mse", steps_per_execution=100, jit_compile=False)
+    data = train_stream("elementwise_mul", "random", 100_000, seed=0)
+    model.fit(data, epochs=1, steps_per_epoch=500, shuffle=False, verbose=0)
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    return steps / (time.perf_counter() - start)
+
+
+def experiments_per_hour():
+    experiments = [("elementwise_add", "one_hot", "dense", 1, "linear"), ("dot", "random_pos", "multiply", 1, "linear"),
+                   ("logical_xor", "one_hot", "dense_residual", 2, "relu"), ("reduce_max", "random_pos", "multiply_simple", 1, "linear")]
+    start = time.perf_counter()
+    for experiment in experiments:
+        run_experiment(*experiment, PROFILES["quick"])
+    return 3600 * len(experiments) / (time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    print(json.dumps({
+        "benchmark": "reasoning_ops",
+        "train_steps_per_second_dense_1_linear_batch_32": round(steps_per_second("dense", 1, "linear"), 1),
+        "train_steps_per_second_dense_3_relu_batch_32": round(steps_per_second("dense", 3, "relu"), 1),
+        "train_steps_per_second_multiply_batch_32": round(steps_per_second("multiply", 1, "linear"), 1),
+        "quick_profile_experiments_per_hour": round(experiments_per_hour(), 1),
+    }))
