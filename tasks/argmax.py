@@ -446,7 +446,7 @@ def register(subparsers):
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train_parser = add_config_arguments(commands.add_parser("train", help="train with the seed's or the improved recipe"), ArgMaxConfig)
     train_parser.add_argument("--quiet", action="store_true", help="no Keras progress bar")
-    train_parser.set_defaults(handler=lambda args: train(config_from_args(ArgMaxConfig, args), verbose=0 if args.quiet else 1) and None)
+    train_parser.set_defaults(handler=_train_command)
     test_parser = commands.add_parser("test", help="the seed's test: 100 batches of 500 fresh scores")
     test_parser.add_argument("run_or_model", help="a run folder or a .keras file")
     test_parser.add_argument("--batches", type=int, default=100)
@@ -459,6 +459,10 @@ def register(subparsers):
     tune_parser.add_argument("--directory", default="runs/argmax-tune")
     tune_parser.add_argument("--overwrite", action="store_true")
     tune_parser.set_defaults(handler=_tune_command)
+
+
+def _train_command(args):
+    train(config_from_args(ArgMaxConfig, args), verbose=0 if args.quiet else 1)
 
 
 def _test_command(args):

@@ -15,14 +15,13 @@ Reads top to bottom: data -> model -> schedules -> train -> plots and summary ->
 
 import dataclasses
 import math
-import time
 
 import keras
 import numpy as np
 
 from callbacks import ExpDecay, IncreasingBatchSize
 from zoo.data import IMAGE_DATASETS, load_images
-from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args, matplotlib_agg
+from zoo.runs import RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
 
 SCHEDULES = ("lrd", "ibs", "ibs-equivalent", "hybrid")
 
@@ -148,17 +147,6 @@ class ScheduleConfig:
 # --- train --------------------------------------------------------------------------------
 
 
-class WallTime(keras.callbacks.Callback):
-    """Logs the seconds since training started as `wall_seconds`."""
-
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["wall_seconds"] = time.time() - self.started
-
-
 class RenameTestMetrics(keras.callbacks.Callback):
     """`validation_data` here is the full test set: log `val_*` as `test_*`."""
 
@@ -255,4 +243,8 @@ def register(subparsers):
         ScheduleConfig,
     )
     parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
-    parser.set_defaults(handler=lambda args: compare(config_from_args(ScheduleConfig, args), verbose=0 if args.quiet else 2) and None)
+    parser.set_defaults(handler=_command)
+
+
+def _command(args):
+    compare(config_from_args(ScheduleConfig, args), verbose=0 if args.quiet else 2)

@@ -304,13 +304,17 @@ def register(subparsers):
     init_parser = add_config_arguments(commands.add_parser("init", help="create a weights file"), DeepConfig)
     init_parser.set_defaults(handler=_init)
     train_parser = add_config_arguments(commands.add_parser("train", help="train (or resume) with exact SGD"), DeepConfig)
-    train_parser.set_defaults(handler=lambda args: train(config_from_args(DeepConfig, args)) and None)
+    train_parser.set_defaults(handler=_train)
     eval_parser = commands.add_parser("eval", help="evaluate a run on the MNIST test set")
     eval_parser.add_argument("--run", required=True, help="run folder of `zoo deep train`")
     eval_parser.add_argument("--samples", type=int, default=10_000, help="test images (default 10,000)")
     eval_parser.add_argument("--batch", type=int, default=256, help="images per forward pass")
     eval_parser.add_argument("--chunk-layers", type=int, default=0, help="override the run's chunk size")
     eval_parser.set_defaults(handler=_eval)
+
+
+def _train(args):
+    train(config_from_args(DeepConfig, args))
 
 
 def _init(args):

@@ -14,7 +14,6 @@ Reads top to bottom: data -> models -> measures -> training -> pictures -> compa
 """
 
 import dataclasses
-import time
 
 import keras
 import numpy as np
@@ -25,7 +24,7 @@ from zoo.data import load_mnist
 from zoo.layers import ApproximatorLayer, MemoryDotLayer
 from zoo.losses import OneMinusMax, SetMinRandomLoss
 from zoo.reduction import PCA
-from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args, matplotlib_agg
+from zoo.runs import RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
 
 PIXELS = 784
 
@@ -232,14 +231,6 @@ class SigmaSchedule(keras.callbacks.Callback):
         self.loss.sigma.assign(self.sigma_at(epoch))
 
 
-class WallTime(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["wall_seconds"] = time.time() - self.started
-
-
 # --- training -----------------------------------------------------------------------------
 
 MODELS = ("memory", "setmin")
@@ -413,13 +404,21 @@ def register(subparsers):
     parser = subparsers.add_parser("memory-ae", help="memory-informed decoder and set-min random loss on MNIST (seed 001)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     train_parser = add_config_arguments(commands.add_parser("train", help="train one model"), MemoryAEConfig)
-    train_parser.set_defaults(handler=lambda args: train(config_from_args(MemoryAEConfig, args)) and None)
+    train_parser.set_defaults(handler=_train)
     compare_parser = add_config_arguments(commands.add_parser("compare", help="the notes' comparisons, one table"), MemoryAEConfig)
     compare_parser.add_argument("--target-mse", type=float, default=0.03, help="MSE for the time-to-reach column")
-    compare_parser.set_defaults(handler=lambda args: compare(config_from_args(MemoryAEConfig, args), args.target_mse) is None)
+    compare_parser.set_defaults(handler=_compare)
     show_parser = commands.add_parser("show", help="redraw the pictures of a finished run")
     show_parser.add_argument("run", help="a run folder of `zoo memory-ae train`")
     show_parser.set_defaults(handler=_show)
+
+
+def _train(args):
+    train(config_from_args(MemoryAEConfig, args))
+
+
+def _compare(args):
+    compare(config_from_args(MemoryAEConfig, args), args.target_mse)
 
 
 def _show(args):

@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import datetime
 import json
-import sys
+import time
 from pathlib import Path
 
 import keras
@@ -120,6 +120,17 @@ class HistoryLogger(keras.callbacks.Callback):
         self.run.append_history(row)
 
 
+class WallTime(keras.callbacks.Callback):
+    """Logs the seconds since training started as `wall_seconds` each epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["wall_seconds"] = time.time() - self.started
+
+
 def matplotlib_agg():
     """pyplot with the Agg backend (no display needed)."""
     import matplotlib
@@ -169,9 +180,3 @@ def check_config(config, rules):
         value = getattr(config, name)
         if not predicate(value):
             raise ValueError(f"`--{name.replace('_', '-')}` must be {allowed}, got {value!r}.")
-
-
-def fail(message):
-    """Prints one line `zoo: error: message` and exits with status 2."""
-    print(f"zoo: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
