@@ -99,14 +99,15 @@ class SimpleCNN(keras.Model):
 
 
 def schedule_callbacks(schedule, train_size, initial_batch=128, initial_lr=0.1, lr_decay=0.9, ibs_growth=1.037):
-    """`(lr callback or None, IncreasingBatchSize)` for a schedule; epoch e counts from 0."""
+    """`(ExpDecay, IncreasingBatchSize)` for a schedule; epoch e counts from 0. A constant
+    learning rate is `ExpDecay(1.0)`, so every schedule logs its rate."""
     cap = max(initial_batch, train_size // 10)
     if schedule == "lrd":
         return ExpDecay(lr_decay, initial_learning_rate=initial_lr), IncreasingBatchSize(initial_batch, 1.0, initial_batch)
     if schedule == "ibs":
-        return None, IncreasingBatchSize(initial_batch, ibs_growth, cap)
+        return ExpDecay(1.0, initial_learning_rate=initial_lr), IncreasingBatchSize(initial_batch, ibs_growth, cap)
     if schedule == "ibs-equivalent":
-        return None, IncreasingBatchSize(initial_batch, 1.0 / lr_decay, cap)
+        return ExpDecay(1.0, initial_learning_rate=initial_lr), IncreasingBatchSize(initial_batch, 1.0 / lr_decay, cap)
     if schedule == "hybrid":
         half = math.sqrt(lr_decay)
         return ExpDecay(half, initial_learning_rate=initial_lr), IncreasingBatchSize(initial_batch, 1.0 / half, cap)
@@ -168,7 +169,7 @@ def train_schedule(schedule, config, data, run, verbose=1):
     lr_callback, ibs = schedule_callbacks(schedule, len(train_x), config.initial_batch, config.learning_rate, config.lr_decay, config.ibs_growth)
     batches = ibs.dataset(train_x, train_y, seed=config.seed)
     print(f"== {schedule}: {len(train_x)} training examples, {config.epochs} epochs", flush=True)
-    callbacks = [ibs] + ([lr_callback] if lr_callback else []) + [WallTime(), RenameTestMetrics(), run.history_logger(schedule=schedule)]
+    callbacks = [ibs, lr_callback, WallTime(), RenameTestMetrics(), run.history_logger(schedule=schedule)]
     model.fit(batches, epochs=config.epochs, validation_data=(test_x, test_y), validation_batch_size=1000, callbacks=callbacks, verbose=verbose)
     model.save(run.file(f"model_{schedule}.keras"))
     return model
