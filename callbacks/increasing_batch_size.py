@@ -5,6 +5,7 @@ import sys
 import keras
 
 from zoo.data import ResizableBatches
+from zoo.validation import check_positive_int
 
 
 def batch_size_at(epoch, initial, growth, maximum):
@@ -82,8 +83,7 @@ class IncreasingBatchSize(keras.callbacks.Callback):
 
     def __init__(self, initial, growth, maximum, data=None):
         super().__init__()
-        if isinstance(initial, bool) or not isinstance(initial, int) or initial <= 0:
-            raise ValueError(f"`initial` must be a positive integer, got {initial!r}.")
+        check_positive_int("initial", initial)
         if not isinstance(growth, (int, float)) or growth < 1:
             raise ValueError(f"`growth` must be a number >= 1, got {growth!r}.")
         if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < initial:

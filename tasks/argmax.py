@@ -21,6 +21,7 @@ from callbacks import ExpDecay
 from zoo.layers import MultiplyBlock, ResidualBlock
 from zoo.metrics import RoundedIndexError
 from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args
+from zoo.validation import check_positive_int
 
 SCORES = 10
 PARAMETER_BUDGET = 3821
@@ -124,10 +125,8 @@ class ArgMaxNet(keras.Model):
 
     def __init__(self, depth=3, hidden=60, block="residual", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth <= 0:
-            raise ValueError(f"`depth` must be a positive integer, got {depth!r}.")
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden <= 0:
-            raise ValueError(f"`hidden` must be a positive integer, got {hidden!r}.")
+        check_positive_int("depth", depth)
+        check_positive_int("hidden", hidden)
         if block not in BLOCKS:
             raise ValueError(f"`block` must be one of {', '.join(BLOCKS)}, got {block!r}.")
         self.depth = depth

@@ -23,6 +23,7 @@ import numpy as np
 from zoo.data import load_mnist
 from zoo.deep import ACTIVATIONS, DeepNetwork, DeepResidualCore, FileWeights, InMemoryWeights
 from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args
+from zoo.validation import check_positive_int
 
 WEIGHTS, HEAD = "weights.bin", "head.npz"
 
@@ -60,8 +61,7 @@ class DeepMNIST(keras.Model):
     def __init__(self, layers=100, width=4, activation="softsign", alpha=None, chunk_layers=1000,
                  fused_sgd=True, layer_lr=0.01, head_lr=0.01, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
-            raise ValueError(f"`width` must be a positive integer, got {width!r}.")
+        check_positive_int("width", width)
         self.width, self.fused_sgd, self.layer_lr, self.head_lr = width, fused_sgd, layer_lr, head_lr
         self.stem = keras.layers.Dense(width, activation="tanh", name="stem")
         self.core = DeepResidualCore(layers, activation, alpha, chunk_layers, name="core")

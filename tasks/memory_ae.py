@@ -25,6 +25,7 @@ from zoo.layers import ApproximatorLayer, MemoryDotLayer
 from zoo.losses import OneMinusMax, SetMinRandomLoss
 from zoo.reduction import PCA
 from zoo.runs import RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
+from zoo.validation import check_positive_int
 
 PIXELS = 784
 
@@ -126,8 +127,7 @@ class SetMinAE(keras.Model):
 
     def __init__(self, subnets=5, units=PIXELS, hidden=512, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(subnets, bool) or not isinstance(subnets, int) or subnets < 1:
-            raise ValueError(f"`subnets` must be a positive integer, got {subnets!r}.")
+        check_positive_int("subnets", subnets)
         self.subnets = subnets
         self.units = units
         self.hidden = hidden

@@ -8,6 +8,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from zoo.validation import check_positive_int
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist", "cifar10")
 SPLITS = ("train", "test")
@@ -150,9 +151,7 @@ class ResizableBatches(keras.utils.PyDataset):
 
     @batch_size.setter
     def batch_size(self, value):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise ValueError(f"`batch_size` must be a positive integer, got {value!r}.")
-        self._batch_size = int(value)
+        self._batch_size = check_positive_int("batch_size", value)
 
     def __len__(self):
         return math.ceil(len(self.x) / self._batch_size)

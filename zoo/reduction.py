@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+from zoo.validation import check_positive_int
 
 
 class PCA:
@@ -24,9 +25,7 @@ class PCA:
     """
 
     def __init__(self, dims, whiten=True):
-        if isinstance(dims, bool) or not isinstance(dims, int) or dims <= 0:
-            raise ValueError(f"`dims` must be a positive integer, got {dims!r}.")
-        self.dims = dims
+        self.dims = check_positive_int("dims", dims)
         self.whiten = whiten
         self.mean = self.components = self.scale = None
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo.deep.kernels import ChunkKernels
+from zoo.validation import check_positive_int
 
 INPUTS, CLASSES = 784, 10
 
@@ -40,8 +41,7 @@ class DeepNetwork:
     """
 
     def __init__(self, weights, chunk_layers, alpha=None, seed=0, head=None):
-        if isinstance(chunk_layers, bool) or not isinstance(chunk_layers, int) or chunk_layers <= 0:
-            raise ValueError(f"`chunk_layers` must be a positive integer, got {chunk_layers!r}.")
+        check_positive_int("chunk_layers", chunk_layers)
         self.weights = weights
         self.layers, self.width, self.dtype = weights.layers, weights.width, weights.dtype
         self.chunk_layers = min(chunk_layers, self.layers)

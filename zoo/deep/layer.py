@@ -2,6 +2,7 @@ import keras
 import tensorflow as tf
 
 from zoo.deep.kernels import ACTIVATIONS, ChunkKernels
+from zoo.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -34,9 +35,8 @@ class DeepResidualCore(keras.layers.Layer):
 
     def __init__(self, layers, activation="softsign", alpha=None, chunk_layers=1000, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("layers", layers), ("chunk_layers", chunk_layers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        check_positive_int("layers", layers)
+        check_positive_int("chunk_layers", chunk_layers)
         if activation not in ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
         if alpha is not None and alpha <= 0:

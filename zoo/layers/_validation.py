@@ -2,15 +2,10 @@
 
 import keras
 
+
 ACTIVATIONS = (
     "linear", "relu", "tanh", "sigmoid", "selu", "softsign", "softmax", "elu", "gelu", "swish",
 )
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-    return value
 
 
 def check_activation(name, value):

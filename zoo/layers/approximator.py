@@ -3,7 +3,8 @@ import math
 import keras
 from keras import ops
 
-from zoo.layers._validation import check_activation, check_positive_int, check_shape, serialize_setting
+from zoo.layers._validation import check_activation, check_shape, serialize_setting
+from zoo.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="zoo")

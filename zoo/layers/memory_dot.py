@@ -1,7 +1,8 @@
 import keras
 from keras import ops
 
-from zoo.layers._validation import check_activation, check_positive_int, serialize_setting
+from zoo.layers._validation import check_activation, serialize_setting
+from zoo.validation import check_positive_int
 
 
 @keras.saving.register_keras_serializable(package="zoo")
