@@ -30,10 +30,7 @@ def measure(layers, width, batch, chunk, in_memory, steps, directory):
 
     from zoo.deep import DeepNetwork, FileWeights, InMemoryWeights
 
-    path = Path(directory) / f"bench_{layers}_{width}.bin"
-    if not path.exists():
-        FileWeights.create(path, layers, width, "softsign", seed=0, chunk_layers=1_000_000).close()
-    weights = FileWeights.open(path)
+    weights = FileWeights.open(weights_file(directory, layers, width))
     if in_memory:
         file_weights, weights = weights, InMemoryWeights.from_file(weights, piece_layers=chunk)
         file_weights.close()
@@ -59,10 +56,25 @@ def measure(layers, width, batch, chunk, in_memory, steps, directory):
     }
 
 
+def weights_file(directory, layers, width):
+    return Path(directory) / f"bench_{layers}_{width}.bin"
+
+
+def create(layers, width, directory):
+    """The weights file, in this process (a child of its own, so its memory is not measured)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from zoo.deep import FileWeights
+
+    FileWeights.create(weights_file(directory, layers, width), layers, width, "softsign", seed=0).close()
+
+
 def run_child(layers, width, batch, chunk, in_memory, steps, directory):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if not weights_file(directory, layers, width).exists():
+        subprocess.run([sys.executable, __file__, "--create", str(layers), str(width), directory], check=True, env=env)
     command = [sys.executable, __file__, "--child", str(layers), str(width), str(batch), str(chunk),
                str(int(in_memory)), str(steps), directory]
-    output = subprocess.run(command, check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -79,12 +91,16 @@ def reference(layers, steps=3):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--child", nargs=7)
+    parser.add_argument("--create", nargs=3)
     parser.add_argument("--layers", type=int, nargs="*", default=[1_000_000, 10_000_000])
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--width2-100m", action="store_true", help="also a 100M-layer width-2 streamed step")
     parser.add_argument("--directory", default=None, help="where the weights files go (default a temp dir)")
     args = parser.parse_args()
+    if args.create:
+        create(int(args.create[0]), int(args.create[1]), args.create[2])
+        return
     if args.child:
         layers, width, batch, chunk, in_memory, steps, directory = args.child
         print(json.dumps(measure(int(layers), int(width), int(batch), int(chunk), bool(int(in_memory)), int(steps), directory)))
@@ -94,7 +110,7 @@ def main():
         for layers in args.layers:
             for in_memory in (True, False):
                 results.append(run_child(layers, 4, 16, 100_000, in_memory, args.steps, directory))
-            (Path(directory) / f"bench_{layers}_4.bin").unlink()
+            weights_file(directory, layers, 4).unlink()
             if not args.no_reference:
                 ref = reference(layers)
                 results[-1]["c_reference_seconds_per_step"] = ref and ref["seconds_per_step"]

@@ -5,12 +5,14 @@ are `tf.function(jit_compile=True)` with a `tf.while_loop` over the layers, so t
 on CPU and GPU; they compile once per (chunk length, batch, width, dtype).
 
 - `forward(h, W, b)`: the chunk's output; keeps nothing else.
-- `backward(h_start, g_end, W, b)`: recomputes the chunk's layer inputs `h_i` and
-  pre-activations `z_i` from its start boundary, then walks the layers in reverse carrying only
-  the sequential part, `dz_i = alpha * g * act'(z_i)` and `g <- g + dz_i W_i^T` (pre-update
-  `W_i`); the weight gradients `dW_i = h_i^T dz_i`, `db_i = sum(dz_i)` of all layers are then one
-  batched contraction. Returns `(g_start, dW, db)`.
-- `backward_sgd(..., lr)`: the same, returning the updated chunk `(g_start, W - lr dW, b - lr db)`.
+- `backward(h_start, g_end, W, b)`: recomputes the chunk's layer inputs `h_i` from its start
+  boundary (the only per-layer activations kept), then walks the layers in reverse:
+  `z_i = h_i W_i + b_i`, `dz_i = alpha * g * act'(z_i)`, `dW_i = h_i^T dz_i`, `db_i = sum(dz_i)`
+  and `g <- g + dz_i W_i^T` (pre-update `W_i`). Returns `(g_start, dW, db)`.
+- `backward_sgd(..., lr)`: the same walk writing the updated chunk `W_i - lr dW_i`,
+  `b_i - lr db_i` directly (no gradient arrays). Returns `(g_start, W', b')`.
+
+Per chunk the backward holds the layer inputs (`n x B x w`) and the new weights, nothing more.
 """
 
 import tensorflow as tf
@@ -60,11 +62,11 @@ def _matmul_transposed(dz, W):
     return tf.reduce_sum(dz[:, None, :] * W[None], axis=2)
 
 
-def _weight_gradients(inputs, deltas):
-    """`dW_i = h_i^T dz_i` for every layer of a chunk at once: `(n, B, w) x (n, B, w) -> (n, w, w)`."""
-    if inputs.shape[-1] is None or inputs.shape[-1] > SMALL_WIDTH:
-        return tf.einsum("nbj,nbk->njk", inputs, deltas)
-    return tf.reduce_sum(inputs[:, :, :, None] * deltas[:, :, None, :], axis=1)
+def _outer_sum(h, dz):
+    """`h^T dz`: one layer's weight gradient `(B, w) x (B, w) -> (w, w)`."""
+    if h.shape[-1] is None or h.shape[-1] > SMALL_WIDTH:
+        return tf.matmul(h, dz, transpose_a=True)
+    return tf.reduce_sum(h[:, :, None] * dz[:, None, :], axis=0)
 
 
 class ChunkKernels:
@@ -90,32 +92,33 @@ class ChunkKernels:
         _, h = tf.while_loop(lambda i, h: i < layers, body, (tf.constant(0), h))
         return h
 
-    def _backward(self, h_start, g_end, W, b):
+    def _reverse(self, h_start, g_end, W, b, update):
+        """Recomputes the chunk's layer inputs from its boundary, then walks the layers in
+        reverse; `update(i, dW_i, db_i)` gives what is written for layer i."""
         layers = tf.shape(W)[0]
-        # Recompute every layer's input h_i and pre-activation z_i from the boundary.
+        # The layer inputs h_i are the only per-layer activations kept: z_i is recomputed
+        # from h_i in the reverse walk (a w x w product), which costs less than storing it.
         inputs = tf.TensorArray(h_start.dtype, size=layers, element_shape=h_start.shape)
-        pre = tf.TensorArray(h_start.dtype, size=layers, element_shape=h_start.shape)
 
-        def recompute(i, h, inputs, pre):
-            z = _matmul(h, W[i]) + b[i]
-            return i + 1, h + self.alpha * self._act(z), inputs.write(i, h), pre.write(i, z)
+        def recompute(i, h, inputs):
+            return i + 1, self._layer(h, W[i], b[i]), inputs.write(i, h)
 
-        _, _, inputs, pre = tf.while_loop(
-            lambda i, *_: i < layers, recompute, (tf.constant(0), h_start, inputs, pre)
-        )
-        # The reverse walk carries only what is sequential: g, and each layer's dz.
-        deltas = tf.TensorArray(h_start.dtype, size=layers, element_shape=h_start.shape)
+        _, _, inputs = tf.while_loop(lambda i, *_: i < layers, recompute, (tf.constant(0), h_start, inputs))
+        out_W = tf.TensorArray(W.dtype, size=layers, element_shape=W.shape[1:])
+        out_b = tf.TensorArray(b.dtype, size=layers, element_shape=b.shape[1:])
 
-        def reverse(i, g, deltas):
-            dz = self.alpha * g * self._act_grad(pre.read(i))
-            return i - 1, g + _matmul_transposed(dz, W[i]), deltas.write(i, dz)
+        def reverse(i, g, out_W, out_b):
+            h = inputs.read(i)
+            dz = self.alpha * g * self._act_grad(_matmul(h, W[i]) + b[i])
+            new_W, new_b = update(i, _outer_sum(h, dz), tf.reduce_sum(dz, 0))
+            return i - 1, g + _matmul_transposed(dz, W[i]), out_W.write(i, new_W), out_b.write(i, new_b)
 
-        _, g, deltas = tf.while_loop(lambda i, *_: i >= 0, reverse, (layers - 1, g_end, deltas))
-        # Weight gradients of all layers at once, outside the sequential loop.
-        inputs, deltas = inputs.stack(), deltas.stack()
-        return g, _weight_gradients(inputs, deltas), tf.reduce_sum(deltas, axis=1)
+        _, g, out_W, out_b = tf.while_loop(lambda i, *_: i >= 0, reverse, (layers - 1, g_end, out_W, out_b))
+        return g, out_W.stack(), out_b.stack()
+
+    def _backward(self, h_start, g_end, W, b):
+        return self._reverse(h_start, g_end, W, b, lambda i, dW, db: (dW, db))
 
     def _backward_sgd(self, h_start, g_end, W, b, lr):
-        g, dW, db = self._backward(h_start, g_end, W, b)
         lr = tf.cast(lr, W.dtype)
-        return g, W - lr * dW, b - lr * db
+        return self._reverse(h_start, g_end, W, b, lambda i, dW, db: (W[i] - lr * dW, b[i] - lr * db))

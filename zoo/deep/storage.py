@@ -14,10 +14,10 @@ coordinate) followed by `b` (w values).
     40      state (uint32: 0 clean, 1 a step is being written back)
     44..63  reserved (zero)
 
-A training step marks the file `dirty` before its first write-back and `clean` with the step
-count raised after its last one (each flushed to disk in that order), so a step interrupted
-half-way leaves a `dirty` file that `open` refuses with a clear error instead of silently
-mixing two steps.
+A training step marks the file `dirty` (flushed to disk) before its first write-back, and after
+its last one syncs the file and only then marks it `clean` with the step count raised, so a
+step interrupted half-way, even by a crash of the machine, leaves a `dirty` file that `open`
+refuses with a clear error instead of silently mixing two steps.
 """
 
 import mmap
@@ -199,7 +199,7 @@ class FileWeights:
         self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_WRITE if mode == "r+" else mmap.ACCESS_READ)
 
     @classmethod
-    def create(cls, path, layers, width, activation="softsign", seed=0, dtype=np.float32, chunk_layers=1_000_000, fill=True, progress=None):
+    def create(cls, path, layers, width, activation="softsign", seed=0, dtype=np.float32, chunk_layers=100_000, fill=True, progress=None):
         """A new weights file with the seed's init, written chunk by chunk."""
         if activation not in ACTIVATIONS:
             raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
@@ -254,16 +254,14 @@ class FileWeights:
         records[:, : self.width * self.width] = np.asarray(W).reshape(stop - start, -1)
         records[:, self.width * self.width :] = b
         del records
-        self._drop(offset, length, flush=True)
+        self._drop(offset, length)
 
-    def _drop(self, offset, length, flush=False):
+    def _drop(self, offset, length):
         page = mmap.PAGESIZE
         begin = offset // page * page
-        end = offset + length
-        if flush:
-            self._map.flush(begin, end - begin)
-        # Let the kernel reclaim the pages: resident memory stays about one chunk.
-        self._map.madvise(mmap.MADV_DONTNEED, begin, end - begin)
+        # Unmap the pages from this process (dirty ones stay in the page cache, to be written
+        # out): resident memory stays about one chunk whatever the depth.
+        self._map.madvise(mmap.MADV_DONTNEED, begin, offset + length - begin)
 
     def _write_header(self, state):
         self._map[: HEADER.size] = HEADER.pack(MAGIC, VERSION, self.width, self.layers, DTYPE_CODES[self.dtype],
@@ -281,6 +279,8 @@ class FileWeights:
         self._write_header(state=1)
 
     def end_step(self):
+        # Every chunk on disk before the header says clean (the dirty mark went first).
+        os.fsync(self._file.fileno())
         self.steps += 1
         self._write_header(state=0)
 
