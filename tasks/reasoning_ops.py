@@ -5,6 +5,7 @@ Every experiment (task x dataset x network) is one keras-tuner trial of a grid s
 `HyperModel.fit` runs the seed's protocol: Adam + MSE at batch 32, a learning-rate search
 1e-6 .. 100 (x10, 1,000 steps each) stopping early once accuracy >= 0.99, and a 30,000-step run
 at the best rate when nothing solved it. Accuracy is element-wise `|pred - label| < 10**-0.5 / 2`.
+An experiment's training loop, data generation included, is one XLA-compiled `tf.while_loop`.
 
 keras-tuner gives the rest: an interrupted sweep resumes without redoing finished trials, and
 `--workers N` runs keras-tuner's own chief/worker mode (`KERASTUNER_TUNER_ID`,
@@ -29,33 +30,54 @@ import tensorflow as tf
 from zoo.layers import MultiplyBlock, MultiplySimple
 from zoo.metrics import DEFAULT_TOLERANCE, ToleranceAccuracy
 from zoo.runs import matplotlib_agg
+from zoo.validation import check_positive_int
 
 WIDTH = 128
-BLOCK = 1000  # examples generated per stateless seed
+MAX_EXAMPLES = 2**24  # example index x 256 positions must fit the 32-bit counters
 
 # --- data ---------------------------------------------------------------------------------
 
 DATASETS = ("one_hot", "many_hot", "random", "random_pos", "random_pos_seed")
 
 
-def operands(dataset, count, seed):
-    """`(a, b)`, each `(count, 128)` float32, from a stateless seed pair.
+def _hash32(x):
+    """A bijective 32-bit integer hash (Wellons' "lowbias32"): counter -> random bits."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16)) * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15)) * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def _key(seed, stream):
+    return _hash32(tf.cast(seed, tf.uint32) * tf.constant(0x9E3779B9, tf.uint32) + stream)
+
+
+def operands(dataset, indices, seed=0):
+    """`(a, b)`, each `(len(indices), 128)` float32: the examples `indices` of a dataset.
+
+    A dataset is a fixed sequence of examples in which every value is a hash of `(seed, example
+    index, position)`: example `i` is the same whichever batch asks for it, nothing is stored,
+    and the generation compiles into the training loop. Training uses indices
+    `[0, train_size)`, the test set the `test_size` after them.
 
     `random_pos` is U[0, 1) as documented; `random_pos_seed` is U[-1, 1), what the original
     code actually generated under that name.
     """
     if dataset not in DATASETS:
         raise ValueError(f"`dataset` must be one of {', '.join(DATASETS)}, got {dataset!r}.")
-    seeds = tf.random.experimental.stateless_split(seed, 2)
+    indices = tf.cast(indices, tf.uint32)
+    counters = indices[:, None] * (2 * WIDTH) + tf.cast(tf.range(2 * WIDTH), tf.uint32)[None]
+    bits = tf.bitwise.right_shift(_hash32(tf.bitwise.bitwise_xor(counters, _key(seed, 1))), 8)
+    uniform = tf.cast(bits, tf.float32) * 2.0**-24  # U[0, 1), 24 bits
     if dataset == "one_hot":
-        draw = lambda s: tf.one_hot(tf.random.stateless_uniform((count,), s, 0, WIDTH, tf.int32), WIDTH)  # noqa: E731
+        hot = tf.cast(uniform[:, ::WIDTH] * WIDTH, tf.int32)  # one position per operand
+        values = tf.concat([tf.one_hot(hot[:, 0], WIDTH), tf.one_hot(hot[:, 1], WIDTH)], 1)
     elif dataset == "many_hot":
-        draw = lambda s: tf.cast(tf.random.stateless_uniform((count, WIDTH), s) < 0.5, tf.float32)  # noqa: E731
+        values = tf.cast(uniform < 0.5, tf.float32)
     elif dataset == "random_pos":
-        draw = lambda s: tf.random.stateless_uniform((count, WIDTH), s, 0.0, 1.0)  # noqa: E731
+        values = uniform
     else:
-        draw = lambda s: tf.random.stateless_uniform((count, WIDTH), s, -1.0, 1.0)  # noqa: E731
-    return draw(seeds[0]), draw(seeds[1])
+        values = 2.0 * uniform - 1.0
+    return values[:, :WIDTH], values[:, WIDTH:]
 
 
 # --- tasks --------------------------------------------------------------------------------
@@ -93,21 +115,17 @@ def output_width(task):
     return int(target(task, tf.zeros((1, WIDTH)), tf.zeros((1, WIDTH))).shape[1])
 
 
-def train_stream(task, dataset, size, seed, batch=32):
-    """An endless stream of batches cycling over a fixed training set of `size` examples,
-    generated block by block from stateless seeds (never held in memory whole)."""
-    blocks = max(1, size // BLOCK)
-
-    def block(index):
-        a, b = operands(dataset, BLOCK, tf.stack([tf.cast(seed, tf.int64), index]))
-        return (a, b), target(task, a, b)
-
-    data = tf.data.Dataset.range(blocks).map(block, num_parallel_calls=2).unbatch()
-    return data.shuffle(4 * BLOCK, seed=seed).repeat().batch(batch, drop_remainder=True).prefetch(4)
+def train_batch(task, dataset, step, batch, train_size, seed):
+    """Batch `step` of training: `batch` examples drawn with replacement from the first
+    `train_size` of the dataset (the draw is a hash of the step, so it compiles too)."""
+    draws = tf.cast(step * batch + tf.range(batch), tf.uint32)
+    indices = tf.cast(_hash32(tf.bitwise.bitwise_xor(draws, _key(seed, 2))), tf.int64) % train_size
+    a, b = operands(dataset, indices, seed)
+    return (a, b), target(task, a, b)
 
 
-def test_set(task, dataset, size, seed):
-    a, b = operands(dataset, size, tf.constant([seed, -1], tf.int64))
+def evaluation_set(task, dataset, train_size, test_size, seed):
+    a, b = operands(dataset, tf.range(train_size, train_size + test_size), seed)
     return (a, b), target(task, a, b)
 
 
@@ -187,7 +205,12 @@ def network_configs(profile):
 
 @dataclasses.dataclass
 class Protocol:
-    """The seed's per-experiment training protocol."""
+    """The seed's per-experiment training protocol.
+
+    Accuracy on the test set is checked every `eval_every` steps of the learning-rate search
+    (every `final_eval_every` of the final run) and training stops once it reaches `solved`;
+    the reported `global_step` is where it stopped, as in the seed's CSV.
+    """
 
     lrs: tuple = tuple(10.0**e for e in range(-6, 3))
     search_steps: int = 1000
@@ -196,43 +219,101 @@ class Protocol:
     batch: int = 32
     train_size: int = 1_000_000
     test_size: int = 4000
-    steps_per_execution: int = 100
+    eval_every: int = 100
+    final_eval_every: int = 1000
+
+    def __post_init__(self):
+        for name in ("search_steps", "final_steps", "batch", "train_size", "test_size", "eval_every", "final_eval_every"):
+            check_positive_int(name, getattr(self, name))
+        if self.train_size + self.test_size > MAX_EXAMPLES:
+            raise ValueError(f"`train_size` + `test_size` must be at most {MAX_EXAMPLES:,}, got {self.train_size + self.test_size:,}.")
 
 
 PROFILES = {
     "seed": Protocol(),
-    "quick": Protocol(lrs=(1e-4, 1e-3, 1e-2, 1e-1), search_steps=300, final_steps=1500, train_size=100_000, test_size=2000),
-    "test": Protocol(lrs=(1e-2, 1e-1), search_steps=20, final_steps=30, train_size=2000, test_size=200, steps_per_execution=10),
+    "quick": Protocol(lrs=(1e-4, 1e-3, 1e-2, 1e-1), search_steps=300, final_steps=1500, train_size=100_000,
+                      test_size=2000, final_eval_every=500),
+    "test": Protocol(lrs=(1e-2, 1e-1), search_steps=20, final_steps=30, train_size=2000, test_size=200,
+                     eval_every=10, final_eval_every=10),
 }
+
+
+class Experiment:
+    """One experiment's network, Adam and compiled training loop.
+
+    The whole training loop, data generation included, is one XLA-compiled `tf.while_loop`
+    (`train(first_step, steps)`) over the model's and optimizer's own variables; `attempt(lr, ...)`
+    resets both to the same initial state, so the learning-rate search compiles once.
+    """
+
+    def __init__(self, task, dataset, network, depth, activation, protocol, seed=0):
+        self.protocol = protocol
+        keras.utils.set_random_seed(seed)
+        self.model = ReasoningNet(network, output_width(task), depth, activation)
+        self.model([tf.zeros((1, WIDTH))] * 2)
+        self.initial = [variable.numpy() for variable in self.model.trainable_variables]
+        self.optimizer = keras.optimizers.Adam(protocol.lrs[0])
+        self.optimizer.build(self.model.trainable_variables)
+        self.test_inputs, self.test_targets = evaluation_set(task, dataset, protocol.train_size, protocol.test_size, seed)
+        self.accuracy = ToleranceAccuracy()
+        model, optimizer = self.model, self.optimizer
+
+        @tf.function(jit_compile=True)
+        def train(first_step, steps):
+            def body(step, loss):
+                inputs, targets = train_batch(task, dataset, step, protocol.batch, protocol.train_size, seed)
+                with tf.GradientTape() as tape:
+                    loss = tf.reduce_mean(tf.square(model(inputs, training=True) - targets))
+                gradients = tape.gradient(loss, model.trainable_variables)
+                optimizer.apply(gradients, model.trainable_variables)
+                return step + 1, loss
+
+            return tf.while_loop(lambda step, _: step < first_step + steps, body, (first_step, tf.constant(0.0)))[1]
+
+        self.train = train
+        self.predict = tf.function(lambda inputs: model(inputs), jit_compile=True)
+
+    def reset(self, lr):
+        for variable, value in zip(self.model.trainable_variables, self.initial):
+            variable.assign(value)
+        for variable in self.optimizer.variables:
+            variable.assign(tf.zeros_like(variable))
+        self.optimizer.learning_rate.assign(lr)
+
+    def evaluate(self):
+        predictions = self.predict(self.test_inputs)
+        loss = float(tf.reduce_mean(tf.square(predictions - self.test_targets)))
+        self.accuracy.reset_state()
+        self.accuracy.update_state(self.test_targets, predictions)
+        return float(self.accuracy.result()), loss if np.isfinite(loss) else float("inf")
+
+    def attempt(self, lr, steps, eval_every):
+        """Adam at `lr` from the initial weights for up to `steps`, stopping once solved."""
+        self.reset(lr)
+        done = 0
+        while done < steps:
+            chunk = min(eval_every, steps - done)
+            self.train(tf.constant(done), tf.constant(chunk))
+            done += chunk
+            accuracy, loss = self.evaluate()
+            if accuracy >= self.protocol.solved:
+                break
+        return {"accuracy": accuracy, "loss": loss, "lr": lr, "global_step": done}
 
 
 def run_experiment(task, dataset, network, depth, activation, protocol, seed=0):
     """The protocol on one experiment; returns the seed's result columns (and wall time)."""
     started = time.time()
-    test_inputs, test_targets = test_set(task, dataset, protocol.test_size, seed + 1)
-    data = train_stream(task, dataset, protocol.train_size, seed, protocol.batch)
-    units = output_width(task)
-
-    def attempt(lr, steps):
-        keras.utils.set_random_seed(seed)
-        model = ReasoningNet(network, units, depth, activation)
-        model.compile(keras.optimizers.Adam(lr), "mse", metrics=[ToleranceAccuracy()],
-                      steps_per_execution=min(protocol.steps_per_execution, steps), jit_compile=False)
-        model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-        result = model.evaluate(test_inputs, test_targets, batch_size=1000, verbose=0, return_dict=True)
-        loss = result["loss"] if np.isfinite(result["loss"]) else float("inf")
-        return {"accuracy": float(result["accuracy"]), "loss": float(loss), "lr": lr, "global_step": steps}
-
+    experiment = Experiment(task, dataset, network, depth, activation, protocol, seed)
     best = None
     for lr in protocol.lrs:
-        outcome = attempt(lr, protocol.search_steps)
-        if best is None or outcome["accuracy"] > best["accuracy"] or (
-            outcome["accuracy"] == best["accuracy"] and outcome["loss"] < best["loss"]):
+        outcome = experiment.attempt(lr, protocol.search_steps, protocol.eval_every)
+        if best is None or (outcome["accuracy"], -outcome["loss"]) > (best["accuracy"], -best["loss"]):
             best = outcome
         if outcome["accuracy"] >= protocol.solved:
             break
     if best["accuracy"] < protocol.solved:
-        best = attempt(best["lr"], protocol.final_steps)
+        best = experiment.attempt(best["lr"], protocol.final_steps, protocol.final_eval_every)
     best["wall_seconds"] = time.time() - started
     return best
 

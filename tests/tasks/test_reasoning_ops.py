@@ -10,17 +10,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tasks.reasoning_ops import COLUMNS, ReasoningNet, collect, operands, output_width, report, target
+import keras
+
+from tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, operands, output_width,
+                                 report, run_experiment, target, evaluation_set, train_batch)
 from zoo.cli import main
 
-SEED = tf.constant([1, 2], tf.int64)
+SEED = 3
 
 
 @pytest.mark.parametrize("dataset, low, high", [("one_hot", 0, 1), ("many_hot", 0, 1), ("random", -1, 1),
                                                 ("random_pos", 0, 1), ("random_pos_seed", -1, 1)])
 def test_dataset_shapes_and_ranges(dataset, low, high):
-    a, b = operands(dataset, 500, SEED)
-    assert a.shape == b.shape == (500, 128)
+    a, b = operands(dataset, tf.range(500), SEED)
+    assert a.shape == b.shape == (500, 128) and a.dtype == tf.float32
     assert float(tf.reduce_min(a)) >= low and float(tf.reduce_max(a)) <= high
     if dataset == "one_hot":
         np.testing.assert_array_equal(tf.reduce_sum(a, 1), 1.0)
@@ -30,6 +33,64 @@ def test_dataset_shapes_and_ranges(dataset, low, high):
         assert float(tf.reduce_min(a)) < -0.9
     if dataset == "random_pos":
         assert float(tf.reduce_min(a)) >= 0.0
+
+
+def test_an_example_is_the_same_whichever_batch_asks_for_it():
+    a, b = operands("random", tf.range(10), SEED)
+    a2, b2 = operands("random", [9, 5], SEED)
+    np.testing.assert_array_equal(a2, tf.gather(a, [9, 5]))
+    np.testing.assert_array_equal(b2, tf.gather(b, [9, 5]))
+    assert not np.array_equal(a, b)  # the operands differ
+    assert not np.array_equal(operands("random", tf.range(10), SEED + 1)[0], a)  # and so do seeds
+    assert abs(float(tf.reduce_mean(operands("random_pos", tf.range(4000), SEED)[0])) - 0.5) < 0.01
+
+
+def test_training_batches_come_from_the_training_examples_and_the_test_set_after_them():
+    (a, b), y = train_batch("elementwise_add", "one_hot", tf.constant(7), 32, train_size=50, seed=SEED)
+    assert a.shape == (32, 128) and y.shape == (32, 128)
+    train_a = operands("one_hot", tf.range(50), SEED)[0].numpy()
+    assert all(any(np.array_equal(row, example) for example in train_a) for row in a.numpy())
+    (test_a, _), _ = evaluation_set("elementwise_add", "random", train_size=50, test_size=20, seed=SEED)
+    np.testing.assert_array_equal(test_a, operands("random", tf.range(50, 70), SEED)[0])
+    again = train_batch("elementwise_add", "one_hot", tf.constant(7), 32, train_size=50, seed=SEED)
+    np.testing.assert_array_equal(again[0][0], a)  # a step's batch is fixed: resumable, comparable
+
+
+def test_the_compiled_loop_is_keras_adam_on_the_mse():
+    protocol = PROFILES["test"]
+    experiment = Experiment("elementwise_mul", "random", "multiply", 1, "linear", protocol, seed=SEED)
+    reference = ReasoningNet("multiply", 128)
+    reference([tf.zeros((1, 128))] * 2)
+    reference.set_weights(experiment.initial)
+    optimizer = keras.optimizers.Adam(0.01)
+    experiment.reset(0.01)
+    experiment.train(tf.constant(0), tf.constant(6))
+    for step in range(6):
+        inputs, targets = train_batch("elementwise_mul", "random", tf.constant(step), protocol.batch, protocol.train_size, SEED)
+        with tf.GradientTape() as tape:
+            loss = keras.losses.MeanSquaredError()(targets, reference(inputs))
+        optimizer.apply(tape.gradient(loss, reference.trainable_variables), reference.trainable_variables)
+    for ours, theirs in zip(experiment.model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
+    # a second attempt starts again from the same weights and a fresh Adam
+    experiment.reset(0.01)
+    assert int(experiment.optimizer.iterations) == 0
+    for ours, initial in zip(experiment.model.get_weights(), experiment.initial):
+        np.testing.assert_array_equal(ours, initial)
+
+
+def test_the_protocol_stops_once_solved_and_reports_where():
+    protocol = Protocol(lrs=(1e-2,), search_steps=2000, final_steps=10, train_size=5000, test_size=500, eval_every=50)
+    result = run_experiment("elementwise_add", "random", "dense", 1, "linear", protocol, seed=SEED)
+    assert result["accuracy"] >= 0.99 and result["global_step"] < 2000 and result["global_step"] % 50 == 0
+    unsolvable = run_experiment("dot", "random", "dense", 1, "sigmoid", PROFILES["test"], seed=SEED)
+    assert unsolvable["accuracy"] < 0.99 and unsolvable["global_step"] == PROFILES["test"].final_steps
+
+
+@pytest.mark.parametrize("field, value", [("batch", 0), ("search_steps", -1), ("train_size", 2**24)])
+def test_bad_protocol_values_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        Protocol(**{field: value})
 
 
 def test_each_task_on_a_hand_made_pair():
