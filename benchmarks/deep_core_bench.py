@@ -52,7 +52,7 @@ def measure(layers, width, batch, chunk, in_memory, steps, directory):
         "seconds_per_step_median": round(sorted(times)[len(times) // 2], 4),
         "ns_per_layer_per_step": round(1e9 * seconds / layers, 1),
         "ns_per_layer_per_sample": round(1e9 * seconds / layers / batch, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 

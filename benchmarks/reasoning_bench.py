@@ -1,5 +1,6 @@
 """Reasoning-operations speed: training steps per second of the dense and multiply networks at
-batch 32, and experiments per hour under the quick profile. Prints one JSON line.
+batch 32 (the compiled training loop, data generation included), and experiments per hour under
+the quick profile. Prints one JSON line.
 
     python benchmarks/reasoning_bench.py
 """
@@ -11,18 +12,17 @@ import time
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-from tasks.reasoning_ops import PROFILES, ReasoningNet, run_experiment, train_stream  # noqa: E402
+from tasks.reasoning_ops import PROFILES, Experiment, run_experiment  # noqa: E402
 
 
 def steps_per_second(network, depth, activation, steps=5000):
-    model = ReasoningNet(network, 128, depth, activation)
-    model.compile(keras.optimizers.Adam(1e-3), "mse", steps_per_execution=100, jit_compile=False)
-    data = train_stream("elementwise_mul", "random", 100_000, seed=0)
-    model.fit(data, epochs=1, steps_per_epoch=500, shuffle=False, verbose=0)
+    experiment = Experiment("elementwise_mul", "random", network, depth, activation, PROFILES["seed"])
+    experiment.reset(1e-3)
+    experiment.train(tf.constant(0), tf.constant(100))  # compile
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+    float(experiment.train(tf.constant(100), tf.constant(steps)))
     return steps / (time.perf_counter() - start)
 
 

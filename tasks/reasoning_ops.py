@@ -17,6 +17,7 @@ Reads top to bottom: data -> tasks -> networks -> protocol -> sweep -> report ->
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -393,9 +394,18 @@ def make_tuner(directory, profile="quick", tasks=None, datasets=None, seed=0, lo
     return keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="sweep", overwrite=False)
 
 
+class _NoRetracingWarnings(logging.Filter):
+    """Every experiment compiles its own loop by design; TensorFlow's "excessive retracing"
+    warning about that would fill a sweep's log."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def run_sweep(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None):
     """Runs (or resumes) the sweep in this process: alone, as the chief or as a worker,
     as keras-tuner's environment variables say."""
+    logging.getLogger("tensorflow").addFilter(_NoRetracingWarnings())
     tuner = make_tuner(directory, profile, tasks, datasets, seed, log)
     tuner.search(verbose=0)
     return tuner
