@@ -156,6 +156,7 @@ class InMemoryWeights:
         for start, _, W, b in self.pieces:
             weights._store(start, W.numpy(), b.numpy())
         weights.steps = self.steps
+        weights._sync()
         weights._write_header(state=0)
         weights.close()
 
@@ -220,6 +221,7 @@ class FileWeights:
                 weights._store(start, *init_layers(layers, width, seed, dtype, start, stop))
                 if progress is not None:
                     progress(stop - start)
+            weights._sync()
             weights._write_header(state=0)
         return weights
 
@@ -263,6 +265,10 @@ class FileWeights:
         # out): resident memory stays about one chunk whatever the depth.
         self._map.madvise(mmap.MADV_DONTNEED, begin, offset + length - begin)
 
+    def _sync(self):
+        # Every chunk on disk before the header may say clean (the dirty mark went first).
+        os.fsync(self._file.fileno())
+
     def _write_header(self, state):
         self._map[: HEADER.size] = HEADER.pack(MAGIC, VERSION, self.width, self.layers, DTYPE_CODES[self.dtype],
                                                ACTIVATIONS.index(self.activation) + 1, self.steps, state)
@@ -279,8 +285,7 @@ class FileWeights:
         self._write_header(state=1)
 
     def end_step(self):
-        # Every chunk on disk before the header says clean (the dirty mark went first).
-        os.fsync(self._file.fileno())
+        self._sync()
         self.steps += 1
         self._write_header(state=0)
 
