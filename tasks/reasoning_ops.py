@@ -328,10 +328,11 @@ def _hypermodel_class():
     class ReasoningHyperModel(keras_tuner.HyperModel):
         """One trial = one experiment; `fit` runs the whole protocol."""
 
-        def __init__(self, tasks, datasets, configs, protocol, seed, log=None):
+        def __init__(self, tasks, datasets, configs, protocol, seed, log=None, directory=None):
             super().__init__()
             self.tasks, self.datasets, self.configs = tasks, datasets, configs
-            self.protocol, self.seed, self.log = protocol, seed, log
+            self.protocol, self.seed, self.log, self.directory = protocol, seed, log, directory
+            self.total = len(tasks) * len(datasets) * len(configs)
 
         def build(self, hp):
             task = hp.Choice("task", list(self.tasks))
@@ -344,7 +345,15 @@ def _hypermodel_class():
             self._note("start", hp)
             result = run_experiment(hp.get("task"), hp.get("dataset"), network, int(depth), activation, self.protocol, self.seed)
             self._note("end", hp)
+            self._progress(hp, result)
             return result
+
+        def _progress(self, hp, result):
+            # One line per finished experiment, whichever process ran it (this one is not saved yet).
+            done = 1 + (len(completed_trials(self.directory)) if self.directory else 0)
+            print(f"[{done:>{len(str(self.total))}}/{self.total}] {hp.get('task'):<15} {hp.get('dataset'):<15} "
+                  f"{hp.get('network_config'):<24} accuracy {result['accuracy']:.3f}  lr {result['lr']:.0e}  "
+                  f"step {result['global_step']:>5}  {result['wall_seconds']:5.1f} s", flush=True)
 
         def _note(self, event, hp):
             # An audit line per trial start/end, so tests can prove each ran exactly once.
@@ -387,7 +396,7 @@ def make_tuner(directory, profile="quick", tasks=None, datasets=None, seed=0, lo
     tasks = tuple(tasks or (TASKS if profile == "quick" else SEED_TASKS))
     datasets = tuple(datasets or (("one_hot", "random_pos") if profile == "quick" else ("one_hot", "many_hot", "random", "random_pos")))
     configs = network_configs("quick" if profile in ("quick", "test") else "seed")
-    hypermodel = _hypermodel_class()(tasks, datasets, configs, protocol, seed, log)
+    hypermodel = _hypermodel_class()(tasks, datasets, configs, protocol, seed, log, directory)
     grid = [{"task": task, "dataset": dataset, "network_config": "-".join(map(str, config))}
             for task in tasks for dataset in datasets for config in configs]
     oracle = _grid_oracle_class()(grid, objective=keras_tuner.Objective("accuracy", "max"), max_consecutive_failed_trials=1000)
@@ -431,15 +440,25 @@ COLUMNS = ["task", "dataset", "network_type", "network_depth", "network_activati
            "accuracy", "loss", "lr", "global_step", "datetime", "wall_seconds"]
 
 
+def completed_trials(directory):
+    """`(path, trial)` of every finished trial of a sweep."""
+    trials = []
+    for path in sorted(Path(directory, "sweep").glob("trial_*/trial.json")):
+        try:
+            trial = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):  # being written by another process
+            continue
+        if trial.get("status") == "COMPLETED":
+            trials.append((path, trial))
+    return trials
+
+
 def collect(directory):
     """Every finished trial as a row with the seed's columns."""
     import pandas as pd
 
     rows = []
-    for path in sorted(Path(directory, "sweep").glob("trial_*/trial.json")):
-        trial = json.loads(path.read_text())
-        if trial.get("status") != "COMPLETED":
-            continue
+    for path, trial in completed_trials(directory):
         values = trial["hyperparameters"]["values"]
         metrics = {name: entry["observations"][0]["value"][0] for name, entry in trial["metrics"]["metrics"].items()}
         network, depth, activation = values["network_config"].split("-")

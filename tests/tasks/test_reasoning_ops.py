@@ -12,8 +12,8 @@ import tensorflow as tf
 
 import keras
 
-from tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, operands, output_width,
-                                 report, run_experiment, target, evaluation_set, train_batch)
+from tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, evaluation_set, operands,
+                                 output_width, report, run_experiment, run_sweep, target, train_batch)
 from zoo.cli import main
 
 SEED = 3
@@ -181,6 +181,13 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
     assert list(collect(directory).columns) == COLUMNS
     assert (directory / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert set(pivot.columns) >= {"one_hot", "mean", "solved_cells", "cells"} and pivot["cells"].sum() == 8
+
+
+def test_a_sweep_prints_a_progress_line_per_experiment(tmp_path, capsys):
+    run_sweep(tmp_path / "sweep", "test", tasks=("reduce_max",), datasets=("many_hot",))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line[:5] for line in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert "reduce_max" in lines[0] and "many_hot" in lines[0] and "accuracy " in lines[0]
 
 
 def test_distributed_chief_and_two_workers_survive_a_killed_worker(tmp_path):
