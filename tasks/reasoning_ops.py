@@ -389,7 +389,39 @@ def _grid_oracle_class():
     return ExperimentGridOracle
 
 
-def make_tuner(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None):
+def _sweep_tuner_class():
+    import keras_tuner
+
+    class SweepTuner(keras_tuner.Tuner):
+        """A `Tuner` that can stop between trials after `trials_per_process` of them.
+
+        Every experiment compiles its own XLA loop, and TensorFlow keeps each compiled program
+        for the life of the process (about 9 MB per experiment); a long sweep's process stops
+        every so often and starts afresh (`zoo reasoning-ops run` re-executes itself), resuming
+        the sweep with nothing lost."""
+
+        def __init__(self, *args, trials_per_process=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.trials_per_process, self.trials_run, self.stopped_to_restart = trials_per_process, 0, False
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            self.trials_run += 1
+
+        def pre_create_trial(self):
+            if self.trials_per_process and self.trials_run >= self.trials_per_process:
+                self.stopped_to_restart = True
+                raise _Restart
+            super().pre_create_trial()
+
+    return SweepTuner
+
+
+class _Restart(Exception):
+    pass
+
+
+def make_tuner(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None, trials_per_process=None):
     import keras_tuner
 
     protocol = PROFILES[profile]
@@ -400,7 +432,8 @@ def make_tuner(directory, profile="quick", tasks=None, datasets=None, seed=0, lo
     grid = [{"task": task, "dataset": dataset, "network_config": "-".join(map(str, config))}
             for task in tasks for dataset in datasets for config in configs]
     oracle = _grid_oracle_class()(grid, objective=keras_tuner.Objective("accuracy", "max"), max_consecutive_failed_trials=1000)
-    return keras_tuner.Tuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="sweep", overwrite=False)
+    return _sweep_tuner_class()(oracle=oracle, hypermodel=hypermodel, directory=str(directory), project_name="sweep",
+                                overwrite=False, trials_per_process=trials_per_process)
 
 
 class _NoRetracingWarnings(logging.Filter):
@@ -411,12 +444,16 @@ class _NoRetracingWarnings(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-def run_sweep(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None):
+def run_sweep(directory, profile="quick", tasks=None, datasets=None, seed=0, log=None, trials_per_process=None):
     """Runs (or resumes) the sweep in this process: alone, as the chief or as a worker,
-    as keras-tuner's environment variables say."""
+    as keras-tuner's environment variables say. With `trials_per_process`, returns after that
+    many trials with `tuner.stopped_to_restart` set (the sweep is not finished)."""
     logging.getLogger("tensorflow").addFilter(_NoRetracingWarnings())
-    tuner = make_tuner(directory, profile, tasks, datasets, seed, log)
-    tuner.search(verbose=0)
+    tuner = make_tuner(directory, profile, tasks, datasets, seed, log, trials_per_process)
+    try:
+        tuner.search(verbose=0)
+    except _Restart:
+        pass
     return tuner
 
 
@@ -515,6 +552,8 @@ def register(subparsers):
     run_parser.add_argument("--port", type=int, default=8000, help="the chief's port with --workers")
     run_parser.add_argument("--tasks", default="", help="comma-separated subset of tasks")
     run_parser.add_argument("--datasets", default="", help="comma-separated subset of datasets")
+    run_parser.add_argument("--trials-per-process", type=int, default=200,
+                            help="a process restarts itself after this many experiments, freeing TensorFlow's compiled programs (0: never)")
     run_parser.add_argument("--audit-log", default="", help="append a line per trial start/end (tests)")
     run_parser.set_defaults(handler=_run)
     report_parser = commands.add_parser("report", help="CSV, pivot table and heat-map of a sweep")
@@ -535,11 +574,17 @@ def _run(args):
     datasets = _split(args.datasets, DATASETS, "datasets")
     if args.workers < 0:
         raise ValueError(f"`--workers` must be >= 0, got {args.workers}.")
+    if args.trials_per_process < 0:
+        raise ValueError(f"`--trials-per-process` must be >= 0, got {args.trials_per_process}.")
     if args.workers:
         extra = [flag for name, flag in (("tasks", args.tasks), ("datasets", args.datasets), ("audit-log", args.audit_log)) if flag for flag in (f"--{name}", flag)]
+        extra += ["--trials-per-process", str(args.trials_per_process)]
         return launch(args.directory, args.workers, args.profile, args.port, extra)
     started = time.time()
-    run_sweep(args.directory, args.profile, tasks, datasets, log=args.audit_log or None)
+    tuner = run_sweep(args.directory, args.profile, tasks, datasets, log=args.audit_log or None, trials_per_process=args.trials_per_process)
+    if tuner.stopped_to_restart:
+        print(f"restarting this process after {tuner.trials_run} experiments (frees TensorFlow's compiled programs)", flush=True)
+        os.execv(sys.executable, sys.orig_argv)
     if os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
         print(f"sweep finished in {time.time() - started:.0f} s; `zoo reasoning-ops report --directory {args.directory}`")
     return 0

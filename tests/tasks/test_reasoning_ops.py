@@ -190,6 +190,18 @@ def test_a_sweep_prints_a_progress_line_per_experiment(tmp_path, capsys):
     assert "reduce_max" in lines[0] and "many_hot" in lines[0] and "accuracy " in lines[0]
 
 
+def test_a_process_restarts_itself_after_its_share_of_trials_and_the_sweep_completes(tmp_path):
+    directory, log = tmp_path / "sweep", tmp_path / "audit.log"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    command = [sys.executable, "-m", "zoo.cli", "reasoning-ops", "run", "--profile", "test", "--tasks", "reduce_max",
+               "--datasets", "one_hot", "--directory", str(directory), "--audit-log", str(log), "--trials-per-process", "3"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("restarting this process after 3 experiments") == 1
+    assert "sweep finished" in done.stdout
+    assert_each_trial_finished_once(directory, log, 4)
+
+
 def test_distributed_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     directory, log, port = tmp_path / "sweep", tmp_path / "audit.log", 8700 + os.getpid() % 1000
     extra = ("--tasks", "reduce_sum,dot,concat")
@@ -216,3 +228,4 @@ def test_bad_flags(capsys):
     assert main(["reasoning-ops", "run", "--tasks", "reduce_sum,divide"]) == 2
     assert "--tasks" in capsys.readouterr().err
     assert main(["reasoning-ops", "run", "--workers", "-1"]) == 2
+    assert main(["reasoning-ops", "run", "--trials-per-process", "-1"]) == 2
