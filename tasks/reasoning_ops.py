@@ -510,14 +510,25 @@ def collect(directory):
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def complete_cells(frame):
+    """The rows of the (task, dataset) cells in which every network of `frame` has finished, so
+    that a sweep still running compares its networks on the same cells."""
+    networks = frame["network"].nunique()
+    return frame[frame.groupby(["task", "dataset"])["network"].transform("nunique") == networks]
+
+
 def report(directory):
-    """Writes results.csv, pivot.csv and heatmap.png next to the sweep; returns the pivot."""
+    """Writes results.csv (every finished trial), pivot.csv and heatmap.png (the cells every
+    network has finished) next to the sweep; returns the pivot, with
+    `pivot.attrs["cells"] = (cells compared, cells with any result)`."""
     frame = collect(directory)
     if frame.empty:
         raise ValueError(f"`directory` {directory} holds no finished trials yet.")
     directory = Path(directory)
     frame.to_csv(directory / "results.csv", index=False)
     frame["network"] = frame["network_type"] + "-" + frame["network_depth"].astype(str) + "-" + frame["network_activation"]
+    cells = len(frame.groupby(["task", "dataset"]))
+    frame = complete_cells(frame)
     pivot = frame.pivot_table(index="network", columns="dataset", values="accuracy", aggfunc="mean")
     pivot["mean"] = frame.groupby("network")["accuracy"].mean()
     pivot["solved_cells"] = frame.groupby("network")["accuracy"].apply(lambda acc: int((acc >= 0.99).sum()))
@@ -536,6 +547,7 @@ def report(directory):
     axis.set_title("Reasoning operations: accuracy (task x network)")
     figure.savefig(directory / "heatmap.png", dpi=120, bbox_inches="tight")
     plt.close(figure)
+    pivot.attrs["cells"] = (len(frame.groupby(["task", "dataset"])), cells)
     return pivot
 
 
@@ -593,4 +605,7 @@ def _run(args):
 def _report(args):
     pivot = report(args.directory)
     print(pivot.round(3).to_string())
+    compared, cells = pivot.attrs["cells"]
+    if compared < cells:
+        print(f"pivot and heat-map over the {compared} of {cells} task x dataset cells that every network has finished")
     print(f"written: {Path(args.directory) / 'results.csv'}, pivot.csv, heatmap.png")

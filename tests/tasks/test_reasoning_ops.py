@@ -6,14 +6,14 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-import keras
-
-from tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, evaluation_set, operands,
-                                 output_width, report, run_experiment, run_sweep, target, train_batch)
+from tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, complete_cells,
+                                 evaluation_set, operands, output_width, report, run_experiment, run_sweep, target,
+                                 train_batch)
 from zoo.cli import main
 
 SEED = 3
@@ -181,6 +181,16 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
     assert list(collect(directory).columns) == COLUMNS
     assert (directory / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     assert set(pivot.columns) >= {"one_hot", "mean", "solved_cells", "cells"} and pivot["cells"].sum() == 8
+
+
+def test_the_pivot_of_a_running_sweep_compares_networks_on_the_cells_all_have_finished():
+    import pandas as pd
+
+    frame = pd.DataFrame({"task": ["dot", "dot", "concat", "concat", "concat"],
+                          "dataset": ["random", "random", "random", "one_hot", "one_hot"],
+                          "network": ["a", "b", "a", "a", "b"], "accuracy": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    compared = complete_cells(frame)
+    assert sorted(zip(compared.task, compared.dataset)) == [("concat", "one_hot")] * 2 + [("dot", "random")] * 2
 
 
 def test_a_sweep_prints_a_progress_line_per_experiment(tmp_path, capsys):
