@@ -333,6 +333,7 @@ def _hypermodel_class():
             self.tasks, self.datasets, self.configs = tasks, datasets, configs
             self.protocol, self.seed, self.log, self.directory = protocol, seed, log, directory
             self.total = len(tasks) * len(datasets) * len(configs)
+            self.finished = set()
 
         def build(self, hp):
             task = hp.Choice("task", list(self.tasks))
@@ -349,8 +350,11 @@ def _hypermodel_class():
             return result
 
         def _progress(self, hp, result):
-            # One line per finished experiment, whichever process ran it (this one is not saved yet).
-            done = 1 + (len(completed_trials(self.directory)) if self.directory else 0)
+            # One line per finished experiment, whichever process ran it (this one is not saved
+            # yet). A finished trial stays finished, so only files not yet seen finished are read.
+            if self.directory:
+                self.finished |= {path for path, _ in completed_trials(self.directory, skip=self.finished)}
+            done = 1 + len(self.finished)
             print(f"[{done:>{len(str(self.total))}}/{self.total}] {hp.get('task'):<15} {hp.get('dataset'):<15} "
                   f"{hp.get('network_config'):<24} accuracy {result['accuracy']:.3f}  lr {result['lr']:.0e}  "
                   f"step {result['global_step']:>5}  {result['wall_seconds']:5.1f} s", flush=True)
@@ -477,10 +481,12 @@ COLUMNS = ["task", "dataset", "network_type", "network_depth", "network_activati
            "accuracy", "loss", "lr", "global_step", "datetime", "wall_seconds"]
 
 
-def completed_trials(directory):
-    """`(path, trial)` of every finished trial of a sweep."""
+def completed_trials(directory, skip=frozenset()):
+    """`(path, trial)` of every finished trial of a sweep, but for the paths in `skip`."""
     trials = []
     for path in sorted(Path(directory, "sweep").glob("trial_*/trial.json")):
+        if path in skip:
+            continue
         try:
             trial = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):  # being written by another process
