@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tasks.argmax import ArgMaxConfig, ArgMaxNet, make_loss, make_optimizer, score_batch, score_dataset  # noqa: E402
+from zoo.tasks.argmax import ArgMaxConfig, ArgMaxNet, make_loss, make_optimizer, score_batch, score_dataset  # noqa: E402
 from zoo.metrics import RoundedIndexError  # noqa: E402
 
 

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from tasks.reasoning_ops import PROFILES, Experiment, run_experiment  # noqa: E402
+from zoo.tasks.reasoning_ops import PROFILES, Experiment, run_experiment  # noqa: E402
 
 
 def steps_per_second(network, depth, activation, steps=5000):

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from callbacks import ExpDecay
+from zoo.callbacks import ExpDecay
 from zoo.layers import MultiplyBlock, ResidualBlock
 from zoo.metrics import RoundedIndexError
 from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args

@@ -1,7 +1,7 @@
 """Increasing batch size vs learning-rate decay (seed `002`, Smith et al. 2017, arXiv 1711.00489).
 
 The seed's simple CNN trained with plain SGD under several schedules, all with plain
-`model.fit`, `callbacks.ExpDecay` and `callbacks.IncreasingBatchSize`:
+`model.fit`, `zoo.callbacks.ExpDecay` and `zoo.callbacks.IncreasingBatchSize`:
 
 - `lrd`: batch 128, `lr = 0.1 * 0.9**(epoch - 1)`.
 - `ibs`: lr 0.1, `batch = int(128 * 1.037**(epoch - 1))` capped at N / 10 (the seed's numbers).
@@ -19,7 +19,7 @@ import math
 import keras
 import numpy as np
 
-from callbacks import ExpDecay, IncreasingBatchSize
+from zoo.callbacks import ExpDecay, IncreasingBatchSize
 from zoo.data import IMAGE_DATASETS, load_images
 from zoo.runs import RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
 

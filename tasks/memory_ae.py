@@ -19,7 +19,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from callbacks import SignSGD
+from zoo.callbacks import SignSGD
 from zoo.data import load_mnist
 from zoo.layers import ApproximatorLayer, MemoryDotLayer
 from zoo.losses import OneMinusMax, SetMinRandomLoss

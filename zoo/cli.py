@@ -13,11 +13,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TASK_MODULES = (
-    "tasks.argmax",
-    "tasks.batch_schedules",
-    "tasks.deep_mnist",
-    "tasks.memory_ae",
-    "tasks.reasoning_ops",
+    "zoo.tasks.argmax",
+    "zoo.tasks.batch_schedules",
+    "zoo.tasks.deep_mnist",
+    "zoo.tasks.memory_ae",
+    "zoo.tasks.reasoning_ops",
 )
 
 

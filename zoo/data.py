@@ -1,5 +1,5 @@
 """Data for the zoo: MNIST-like image sets through tensorflow-datasets, offline-capable,
-and `ResizableBatches`, the data side of `callbacks.IncreasingBatchSize`."""
+and `ResizableBatches`, the data side of `zoo.callbacks.IncreasingBatchSize`."""
 
 import math
 import os
@@ -114,7 +114,7 @@ class ResizableBatches(keras.utils.PyDataset):
 
     Every epoch shows every example exactly once, in a fresh permutation
     (when `shuffle`), cut into `ceil(n / batch_size)` batches; the last batch
-    holds the remainder. `callbacks.IncreasingBatchSize` sets `batch_size` at
+    holds the remainder. `zoo.callbacks.IncreasingBatchSize` sets `batch_size` at
     the start of each epoch and tells Keras the new number of steps.
 
     Args:

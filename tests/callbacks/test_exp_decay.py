@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from callbacks import ExpDecay
+from zoo.callbacks import ExpDecay
 
 
 def small_model(learning_rate):

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from callbacks import IncreasingBatchSize, batch_size_at, equivalent_batch_schedule
+from zoo.callbacks import IncreasingBatchSize, batch_size_at, equivalent_batch_schedule
 from zoo.data import ResizableBatches
 
 

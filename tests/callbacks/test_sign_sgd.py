@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from callbacks import SignSGD
+from zoo.callbacks import SignSGD
 
 
 def test_one_step_moves_every_weight_by_exactly_lr():

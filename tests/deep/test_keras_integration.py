@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks.deep_mnist import DeepMNIST
+from zoo.tasks.deep_mnist import DeepMNIST
 from zoo.deep import DeepResidualCore
 from zoo.deep.kernels import activation_and_derivative
 

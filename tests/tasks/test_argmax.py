@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tasks import argmax
-from tasks.argmax import ArgMaxConfig, ArgMaxNet, count_parameters, score_batch
+from zoo.tasks import argmax
+from zoo.tasks.argmax import ArgMaxConfig, ArgMaxNet, count_parameters, score_batch
 from zoo.cli import main
 
 

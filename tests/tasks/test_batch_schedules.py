@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from callbacks import ExpDecay
-from tasks.batch_schedules import ScheduleConfig, SimpleCNN, compare, schedule_callbacks
+from zoo.callbacks import ExpDecay
+from zoo.tasks.batch_schedules import ScheduleConfig, SimpleCNN, compare, schedule_callbacks
 from zoo.cli import main
 
 

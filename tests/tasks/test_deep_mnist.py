@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks import deep_mnist
-from tasks.deep_mnist import DeepConfig, batch_indices
+from zoo.tasks import deep_mnist
+from zoo.tasks.deep_mnist import DeepConfig, batch_indices
 from zoo.cli import main
 from zoo.deep import FileWeights
 

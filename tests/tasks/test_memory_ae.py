@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tasks.memory_ae import (
+from zoo.tasks.memory_ae import (
     MemoryAEConfig,
     MemoryInformedAE,
     SetMinAE,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, complete_cells,
+from zoo.tasks.reasoning_ops import (COLUMNS, PROFILES, Experiment, Protocol, ReasoningNet, collect, complete_cells,
                                  evaluation_set, operands, output_width, report, run_experiment, run_sweep, target,
                                  train_batch)
 from zoo.cli import main

@@ -1,0 +1,103 @@
+"""Registers every zoo class with Keras as soon as Keras is imported, without importing Keras.
+
+Keras finds a saved object's class through `keras.saving.register_keras_serializable`, which
+runs when the defining module is imported; it imports a module named in a saved file only for
+its own packages. So that `import zoo` alone is enough to load any saved zoo model, while
+`import zoo` (and `zoo --help`) stays free of TensorFlow, this module:
+
+- imports `SERIALIZABLE_MODULES` at once if Keras is already imported, else
+- installs a `sys.meta_path` finder that wraps the loaders of `keras` and of every `zoo.*`
+  module, and imports `SERIALIZABLE_MODULES` after the first of them finishes executing once
+  Keras is loaded and no zoo module is half-initialised (importing them from inside a zoo
+  module's own import would be circular).
+"""
+
+import importlib
+import importlib.abc
+import sys
+
+# Every module that defines a `register_keras_serializable` class or function.
+SERIALIZABLE_MODULES = (
+    "zoo.layers",
+    "zoo.losses",
+    "zoo.metrics",
+    "zoo.deep.layer",
+    "zoo.callbacks",
+    "zoo.tasks.argmax",
+    "zoo.tasks.batch_schedules",
+    "zoo.tasks.deep_mnist",
+    "zoo.tasks.memory_ae",
+    "zoo.tasks.reasoning_ops",
+)
+
+_state = {"registered": False, "registering": False}
+
+
+def _zoo_initialising():
+    for name, module in list(sys.modules.items()):
+        if name == "zoo" or not name.startswith("zoo."):
+            continue
+        spec = getattr(module, "__spec__", None)
+        if spec is not None and getattr(spec, "_initializing", False):
+            return True
+    return False
+
+
+def register_all():
+    """Imports every module holding a serializable zoo class (idempotent)."""
+    if _state["registered"] or _state["registering"]:
+        return
+    _state["registering"] = True
+    try:
+        for name in SERIALIZABLE_MODULES:
+            importlib.import_module(name)
+        _state["registered"] = True
+    finally:
+        _state["registering"] = False
+
+
+def _maybe_register():
+    if not _state["registered"] and "keras" in sys.modules and not _zoo_initialising():
+        register_all()
+
+
+class _PostImportLoader(importlib.abc.Loader):
+    """Runs the wrapped loader, then `_maybe_register`."""
+
+    def __init__(self, loader):
+        self._loader = loader
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _maybe_register()
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, get_source, ...
+        return getattr(self._loader, name)
+
+
+class _PostImportFinder(importlib.abc.MetaPathFinder):
+    """Wraps the loaders of `keras` and `zoo.*` modules in a `_PostImportLoader`."""
+
+    def find_spec(self, fullname, path, target=None):
+        if _state["registered"] or not (fullname == "keras" or fullname.startswith("zoo.")):
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PostImportLoader(spec.loader)
+                return spec
+        return None
+
+
+def install():
+    """Called at the end of `zoo/__init__.py`: registers now, or once Keras is imported."""
+    if "keras" in sys.modules:
+        register_all()
+    elif not any(isinstance(finder, _PostImportFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PostImportFinder())
