@@ -72,6 +72,8 @@ def _outer_sum(h, dz):
 class ChunkKernels:
     """The compiled forward and backward of one activation and residual scale `alpha`."""
 
+    kind = "xla"
+
     def __init__(self, activation, alpha):
         self.activation = activation
         self.alpha = float(alpha)
@@ -122,3 +124,26 @@ class ChunkKernels:
     def _backward_sgd(self, h_start, g_end, W, b, lr):
         lr = tf.cast(lr, W.dtype)
         return self._reverse(h_start, g_end, W, b, lambda i, dW, db: (W[i] - lr * dW, b[i] - lr * db))
+
+
+KERNEL_CHOICES = ("auto", "native", "xla")
+
+
+def select_kernels(activation: str, alpha: float, dtype, kernels: str = "auto"):
+    """The chunk kernels for `kernels` in {"auto", "native", "xla"}; `.kind` says which ran.
+
+    "auto" picks the native CPU ops when no GPU is visible and they build, else the XLA kernels
+    (with one warning line saying why); "native" raises when the native ops cannot be built.
+    """
+    if kernels not in KERNEL_CHOICES:
+        raise ValueError(f"`kernels` must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}.")
+    activation_and_derivative(activation)
+    if kernels == "xla":
+        return ChunkKernels(activation, alpha)
+    try:
+        from zoo.deep import native
+    except ImportError:
+        if kernels == "native":
+            raise ValueError("`kernels`='native': the native kernels are not available yet.") from None
+        return ChunkKernels(activation, alpha)
+    return native.select(activation, alpha, dtype, kernels)
