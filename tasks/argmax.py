@@ -20,7 +20,7 @@ import tensorflow as tf
 from zoo.callbacks import ExpDecay
 from zoo.layers import MultiplyBlock, ResidualBlock
 from zoo.metrics import RoundedIndexError
-from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args
+from zoo._legacy_runs import LegacyRunFolder as RunFolder, add_config_arguments, check_config, config_from_args
 from zoo.validation import check_positive_int
 
 SCORES = 10

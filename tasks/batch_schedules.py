@@ -21,7 +21,7 @@ import numpy as np
 
 from zoo.callbacks import ExpDecay, IncreasingBatchSize
 from zoo.data import IMAGE_DATASETS, load_images
-from zoo.runs import RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
+from zoo._legacy_runs import LegacyRunFolder as RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
 
 SCHEDULES = ("lrd", "ibs", "ibs-equivalent", "hybrid")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from zoo.data import load_mnist
 from zoo.deep import ACTIVATIONS, DeepNetwork, DeepResidualCore, FileWeights, InMemoryWeights
-from zoo.runs import RunFolder, add_config_arguments, check_config, config_from_args
+from zoo._legacy_runs import LegacyRunFolder as RunFolder, add_config_arguments, check_config, config_from_args
 from zoo.validation import check_positive_int
 
 WEIGHTS, HEAD = "weights.bin", "head.npz"

@@ -24,7 +24,7 @@ from zoo.data import load_mnist
 from zoo.layers import ApproximatorLayer, MemoryDotLayer
 from zoo.losses import OneMinusMax, SetMinRandomLoss
 from zoo.reduction import PCA
-from zoo.runs import RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
+from zoo._legacy_runs import LegacyRunFolder as RunFolder, WallTime, add_config_arguments, check_config, config_from_args, matplotlib_agg
 from zoo.validation import check_positive_int
 
 PIXELS = 784

@@ -1,134 +1,564 @@
-"""What every task writes: a run folder with config, history, metrics, plots and the model,
-plus the few helpers that turn a task's config dataclass into its `zoo <task>` CLI."""
+"""Run folders: what every zoo command writes, and the contract that makes them trustworthy.
 
-import argparse
+A run folder holds `config.json` (the task that owns it, the versions it ran with, and its
+config), `history.csv`, `metrics.json`, PNG plots, models, and the training checkpoint. The
+contract, kept by `RunFolder.open`:
+
+- **Ownership.** A folder belongs to one task. Another task's folder, a file, an unwritable path
+  or a non-empty folder that is not a run: a one-line `RunFolderError`, nothing written.
+- **One writer.** An exclusive `fcntl.flock` on `.lock`; a second process on the same folder
+  fails at once. The lock dies with its process, so a kill -9 never leaves a stale lock.
+- **Resume.** The saved config is the truth. A flag given on resume that differs from the saved
+  value is a `ResumeMismatchError` naming every such flag with both values, unless the field
+  only extends the run (metadata `extends=True`: total steps, epochs, episodes) and is not
+  lowered. Nothing in the folder changes before this check passes.
+- **Atomic files.** Every file is written to a temporary name in the same folder, fsynced,
+  renamed into place and the folder fsynced: a reader sees the old file or the new one.
+- **State that advances together.** Training state commits through `save_checkpoint`: the
+  payload goes to a fresh file, then `checkpoint.json` (the commit record) is replaced. A task
+  writes the step's history rows *before* committing, and on resume truncates the history to the
+  committed step, so a kill at any instant loses at most the step in flight and no row is lost
+  or repeated.
+- **Honest results.** `metrics.json` is always valid JSON (non-finite numbers become `null`) and
+  records `status`: `running`, `finished` or `failed` (with the error).
+
+Fault injection: `crash_point(name)` ends the process abruptly (`os._exit(137)`, as a kill -9
+would) when the environment variable `ZOO_TEST_CRASH_AT` is `name:n` on the n-th call, so tests
+can kill a run at exact instants inside writes and steps.
+
+Example:
+
+>>> import dataclasses, tempfile
+>>> @dataclasses.dataclass
+... class Config:
+...     epochs: int = dataclasses.field(default=2, metadata={"extends": True})
+...     learning_rate: float = 0.1
+>>> root = tempfile.mkdtemp()
+>>> with RunFolder.open(f"{root}/run", "demo", Config()) as run:
+...     run.append_history({"epoch": 1, "loss": 0.5})
+...     run.mark_finished(loss=0.5)
+>>> with RunFolder.open(f"{root}/run", "demo", Config(epochs=5), given={"epochs": 5}) as run:
+...     (run.resumed, run.config.epochs, run.status)
+(True, 5, 'finished')
+>>> RunFolder.open(f"{root}/run", "demo", Config(learning_rate=1.0),
+...                given={"learning_rate": 1.0})
+Traceback (most recent call last):
+...
+zoo.errors.ResumeMismatchError: cannot resume ...: --learning-rate: saved 0.1, given 1.0.
+"""
+
 import dataclasses
 import datetime
+import errno
 import json
-import time
+import math
+import os
+import platform
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple, Optional
 
-import keras
-import pandas as pd
+from zoo.config import config_from_dict, config_to_dict, extends
+from zoo.errors import CorruptFileError, ResumeMismatchError, RunFolderError, UsageError
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
 METRICS = "metrics.json"
 MODEL = "model.keras"
+CHECKPOINT = "checkpoint.json"
+CHECKPOINTS = "checkpoints"
+LOCK = ".lock"
+
+_crash_counts: dict = {}
+
+
+def crash_point(name: str) -> None:
+    """Test-only fault injection: ends the process like a kill -9 at the chosen call.
+
+    Active only when `ZOO_TEST_CRASH_AT` is `"<name>:<n>"`: the n-th call of
+    `crash_point(name)` in this process calls `os._exit(137)` (no cleanup, no flush).
+    """
+    target = os.environ.get("ZOO_TEST_CRASH_AT")
+    if not target:
+        return
+    point, _, count = target.rpartition(":")
+    if point != name:
+        return
+    _crash_counts[name] = _crash_counts.get(name, 0) + 1
+    if _crash_counts[name] == int(count):
+        os._exit(137)
+
+
+def _fsync_directory(path: Path) -> None:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def atomic_write(path, write: Callable[[Path], None]) -> Path:
+    """Calls `write(temporary_path)`, fsyncs the result and renames it onto `path`.
+
+    The temporary file sits beside `path` (same file system) and keeps its suffix, so writers
+    that insist on one (`.keras`, `.npz`, `.png`) accept it. On any error the temporary file is
+    removed and `path` is untouched.
+    """
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(descriptor)
+    temporary = Path(temporary)
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        crash_point("atomic-write-tmp")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+    return path
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    """Writes `data` to `path` atomically."""
+    return atomic_write(path, lambda temporary: temporary.write_bytes(data))
+
+
+def json_ready(value: Any) -> Any:
+    """`value` with non-finite floats replaced by None and NumPy scalars made plain, so that
+    `json.dumps(..., allow_nan=False)` succeeds."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps_json(value: Any) -> str:
+    return json.dumps(json_ready(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def read_json(path) -> Any:
+    """Reads a JSON file; `CorruptFileError` naming the file if it is missing or unreadable."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise CorruptFileError(path, "missing") from None
+    except IsADirectoryError:
+        raise CorruptFileError(path, "is a directory, not a file") from None
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "not text (corrupt JSON file)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CorruptFileError(
+            path, f"corrupt JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        ) from None
+
+
+def read_csv(path):
+    """Reads a CSV written by a run; `CorruptFileError` naming the file if unreadable."""
+    import pandas as pd
+
+    path = Path(path)
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise CorruptFileError(path, "missing") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise CorruptFileError(path, f"corrupt CSV ({first_line})") from None
+
+
+def load_npz(path) -> dict:
+    """Reads an `.npz` into a dict of arrays; `CorruptFileError` naming the file if unreadable."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise CorruptFileError(path, "missing") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise CorruptFileError(path, f"corrupt or truncated .npz ({error})") from None
+
+
+def load_keras_model(path, **kwargs):
+    """`keras.saving.load_model`, with `CorruptFileError` naming the file when it is missing,
+    truncated or not a `.keras` archive."""
+    import zipfile
+
+    import keras
+
+    path = Path(path)
+    if not path.is_file():
+        raise CorruptFileError(path, "missing" if not path.exists() else "not a file")
+    if not zipfile.is_zipfile(path):
+        raise CorruptFileError(path, "truncated or not a .keras archive")
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise CorruptFileError(path, f"corrupt .keras archive ({error})") from None
+
+
+def versions() -> dict:
+    """The versions a run records: the project, TensorFlow, Keras, Python (no TF import)."""
+    from importlib import metadata
+
+    import zoo
+
+    found = {"zoo": zoo.__version__, "python": platform.python_version()}
+    for name, distribution in (("tensorflow", "tensorflow"), ("keras", "keras")):
+        try:
+            found[name] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+class Checkpoint(NamedTuple):
+    """A committed training state: its step, the payload file, and the task's state dict."""
+
+    step: int
+    path: Path
+    state: dict
 
 
 class RunFolder:
-    """One run's folder: `config.json`, `history.csv`, `metrics.json`, PNG plots, the model.
+    """One run's folder. Use `RunFolder.open`, which keeps the contract in the module docstring.
 
     Args:
-        path: the folder; created if missing.
-
-    Example:
-
-    >>> run = RunFolder.create("argmax", root="/tmp/zoo-runs")  # doctest: +SKIP
-    >>> run.save_config({"episodes": 3}); run.append_history({"epoch": 1, "loss": 0.5})
+        path: the folder.
+        task: the task that owns it (`"argmax"`, `"deep"`, ...).
+        config: the run's config dataclass (the saved one on resume).
+        resumed: whether the folder held this run already.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, task: str, config: Any = None, resumed: bool = False):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self.task = task
+        self.config = config
+        self.resumed = resumed
+        self._lock_handle = None
+
+    # --- opening ----------------------------------------------------------------------------
 
     @classmethod
-    def create(cls, task, root="runs", path=None):
-        """A new folder `root/task/<UTC timestamp>/`, or exactly `path` when given."""
-        if path is not None:
-            return cls(path)
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
-        return cls(Path(root) / task / stamp)
+    def open(
+        cls,
+        path,
+        task: str,
+        config: Any,
+        *,
+        given: Optional[dict] = None,
+        root="runs",
+        resume: bool = True,
+    ) -> "RunFolder":
+        """Opens (or creates) the run folder of `task` at `path` for writing; see the module
+        docstring for every rule.
 
-    @property
-    def model_path(self):
-        return self.path / MODEL
+        Args:
+            path: the folder, or None for a new `root/<task>/<UTC time>/`.
+            task: the task that owns the folder.
+            config: the config dataclass built from defaults and the flags given.
+            given: the flags the user passed (`zoo.config.given_flags`): on resume these are
+                compared with the saved config. None means "all of `config`".
+            root: where new folders go when `path` is None.
+            resume: False refuses a folder that already holds a run.
+        """
+        if path is None or str(path) == "":
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
+            path = Path(root) / task / stamp
+        path = Path(path)
+        cls._check_location(path)
+        run = cls(path, task)
+        run._lock()
+        try:
+            run._adopt(config, given, resume)
+        except BaseException:
+            run.close()
+            raise
+        return run
 
-    def file(self, name):
+    @staticmethod
+    def _check_location(path: Path) -> None:
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"--run {path} is a file, not a run folder.")
+        existing = path if path.exists() else next(p for p in path.parents if p.exists())
+        if not existing.is_dir():
+            raise RunFolderError(f"--run {path}: {existing} is a file, not a folder.")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise RunFolderError(f"--run {path}: {existing} is not writable.")
+        if path.exists():
+            entries = {entry.name for entry in path.iterdir()}
+            if entries and CONFIG not in entries and entries != {LOCK}:
+                raise RunFolderError(
+                    f"--run {path} is not empty and holds no {CONFIG}: not a zoo run folder."
+                )
+
+    def _lock(self) -> None:
+        import fcntl
+
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path / LOCK, "a+")
+        except OSError as error:
+            raise RunFolderError(f"--run {self.path}: cannot create it ({error.strerror}).") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunFolderError(
+                    f"--run {self.path} is in use by another process (pid {owner})."
+                ) from None
+            raise
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._lock_handle = handle
+
+    def _adopt(self, config: Any, given: Optional[dict], resume: bool) -> None:
+        config_path = self.path / CONFIG
+        if not config_path.exists():
+            self.config = config
+            self.resumed = False
+            self._write_config()
+            return
+        record = read_json(config_path)
+        if not isinstance(record, dict) or "task" not in record or "config" not in record:
+            raise CorruptFileError(config_path, "not a zoo run config (no task or config)")
+        if record["task"] != self.task:
+            raise RunFolderError(
+                f"--run {self.path} holds a {record['task']!r} run, not a {self.task!r} run."
+            )
+        if not resume:
+            raise RunFolderError(f"--run {self.path} already holds a run; pick a new folder.")
+        config_class = type(config)
+        try:
+            saved = config_from_dict(config_class, record["config"])
+        except (UsageError, TypeError) as error:
+            raise CorruptFileError(config_path, f"config does not fit this version ({error})")
+        if given is None:
+            given = dataclasses.asdict(config)
+        differences, extended = [], {}
+        for name, value in given.items():
+            saved_value = getattr(saved, name)
+            if _same(value, saved_value):
+                continue
+            if extends(name, config_class) and value > saved_value:
+                extended[name] = value
+                continue
+            flag = "--" + name.replace("_", "-")
+            rule = " (may only be raised)" if extends(name, config_class) else ""
+            differences.append(
+                f"{flag}: saved {_format_value(saved_value)}, given {_format_value(value)}{rule}"
+            )
+        if differences:
+            raise ResumeMismatchError(
+                f"cannot resume {self.path} with other settings than it was started with: "
+                + "; ".join(differences)
+                + "."
+            )
+        self.config = dataclasses.replace(saved, **extended) if extended else saved
+        self.resumed = True
+        if extended:
+            self._write_config(record.get("versions"))
+
+    def _write_config(self, first_versions: Optional[dict] = None) -> None:
+        record = {"task": self.task, "versions": versions(), "config": config_to_dict(self.config)}
+        if first_versions and first_versions != record["versions"]:
+            record["started_with_versions"] = first_versions
+        self.write_json(CONFIG, record)
+
+    def close(self) -> None:
+        """Releases the folder's lock (also released when the process ends)."""
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> "RunFolder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- files ------------------------------------------------------------------------------
+
+    def file(self, name: str) -> Path:
         return self.path / name
 
-    def save_config(self, config):
-        data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config)
-        (self.path / CONFIG).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL
 
-    def load_config(self):
-        path = self.path / CONFIG
-        if not path.exists():
-            raise ValueError(f"`run` {self.path} holds no {CONFIG}.")
-        return json.loads(path.read_text())
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        return atomic_write_bytes(self.path / name, data)
 
-    def save_metrics(self, metrics):
-        """Merges `metrics` into `metrics.json` (earlier keys are kept)."""
-        merged = self.load_metrics()
-        merged.update(metrics)
-        tmp = self.path / (METRICS + ".tmp")
-        tmp.write_text(json.dumps(merged, indent=2, sort_keys=True, default=float) + "\n")
-        tmp.replace(self.path / METRICS)
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic_write_bytes(self.path / name, text.encode())
 
-    def load_metrics(self):
-        path = self.path / METRICS
-        return json.loads(path.read_text()) if path.exists() else {}
+    def write_json(self, name: str, value: Any) -> Path:
+        """Atomic JSON; non-finite numbers are written as null (the file stays valid JSON)."""
+        return self.write_text(name, dumps_json(value))
 
-    def append_history(self, row):
-        """Appends one row to `history.csv`, rewriting it if a new column appears."""
-        path = self.path / HISTORY
-        frame = pd.DataFrame([row])
-        if path.exists():
-            old = pd.read_csv(path)
-            if set(frame.columns) - set(old.columns):
-                pd.concat([old, frame], ignore_index=True).to_csv(path, index=False)
-                return
-            frame = frame.reindex(columns=old.columns)
-        frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+    def read_json(self, name: str) -> Any:
+        return read_json(self.path / name)
 
-    def history(self):
-        path = self.path / HISTORY
-        return pd.read_csv(path) if path.exists() else pd.DataFrame()
+    def write_csv(self, name: str, frame) -> Path:
+        return self.write_text(name, frame.to_csv(index=False))
 
-    def save_figure(self, figure, name):
-        """Saves a matplotlib figure as `name.png` and closes it; returns the path."""
+    def save_figure(self, figure, name: str) -> Path:
+        """Saves a matplotlib figure as `name.png` atomically and closes it."""
         import matplotlib.pyplot as plt
 
         path = self.path / f"{name}.png"
-        figure.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(figure)
+        try:
+            atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png",
+                                                                bbox_inches="tight"))
+        finally:
+            plt.close(figure)
         return path
 
-    def history_logger(self, **extra):
-        return HistoryLogger(self, **extra)
+    def save_model(self, model, name: str = MODEL) -> Path:
+        """`model.save` to a temporary `.keras` beside `name`, then renamed into place."""
+        return atomic_write(self.path / name, lambda temporary: model.save(temporary))
+
+    def load_model(self, name: str = MODEL, **kwargs):
+        return load_keras_model(self.path / name, **kwargs)
+
+    # --- history and metrics ----------------------------------------------------------------
+
+    def history(self):
+        """`history.csv` as a DataFrame (empty if none yet)."""
+        import pandas as pd
+
+        path = self.path / HISTORY
+        return read_csv(path) if path.exists() else pd.DataFrame()
+
+    def append_history(self, row: dict) -> None:
+        """Adds one row to `history.csv` (rewritten atomically; new columns are added)."""
+        self.append_history_rows([row])
+
+    def append_history_rows(self, rows: list) -> None:
+        import pandas as pd
+
+        frame = pd.concat([self.history(), pd.DataFrame(rows)], ignore_index=True)
+        self.write_csv(HISTORY, frame)
+
+    def truncate_history(self, column: str, last, where: Optional[dict] = None) -> None:
+        """Drops rows whose `column` is beyond `last` (among rows matching `where`, e.g.
+        `{"schedule": "ibs"}`), so the history never runs ahead of the committed checkpoint."""
+        history = self.history()
+        if history.empty or column not in history:
+            return
+        ahead = history[column] > last
+        for key, value in (where or {}).items():
+            ahead &= history[key] == value
+        if ahead.any():
+            self.write_csv(HISTORY, history[~ahead])
+
+    def metrics(self) -> dict:
+        path = self.path / METRICS
+        return read_json(path) if path.exists() else {}
+
+    def update_metrics(self, values: Optional[dict] = None, **more) -> None:
+        """Merges values into `metrics.json` (valid JSON: non-finite numbers become null)."""
+        merged = self.metrics()
+        merged.update(values or {})
+        merged.update(more)
+        self.write_json(METRICS, merged)
+
+    @property
+    def status(self) -> str:
+        """"new", "running", "finished" or "failed", from `metrics.json`."""
+        return self.metrics().get("status", "new")
+
+    def mark_running(self) -> None:
+        self.update_metrics(status="running", error=None)
+
+    def mark_finished(self, **metrics) -> None:
+        self.update_metrics(metrics, status="finished", error=None)
+
+    def mark_failed(self, message: str) -> None:
+        self.update_metrics(status="failed", error=str(message))
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def save_checkpoint(self, step: int, save: Callable[[Path], None], suffix: str,
+                        state: Optional[dict] = None) -> Checkpoint:
+        """Commits the training state reached after `step`.
+
+        `save(path)` writes the payload (e.g. `model.save` for `suffix=".keras"`) to a new file;
+        then the commit record `checkpoint.json` is replaced atomically, and older payloads are
+        removed. Write the history rows for `step` before calling this.
+        """
+        folder = self.path / CHECKPOINTS
+        folder.mkdir(exist_ok=True)
+        payload = folder / f"ckpt-{int(step)}{suffix}"
+        atomic_write(payload, save)
+        crash_point("checkpoint-before-commit")
+        record = {"step": int(step), "file": f"{CHECKPOINTS}/{payload.name}", "state": state or {}}
+        self.write_json(CHECKPOINT, record)
+        crash_point("checkpoint-after-commit")
+        for old in folder.iterdir():
+            if old != payload:
+                old.unlink(missing_ok=True)
+        return Checkpoint(int(step), payload, record["state"])
+
+    def load_checkpoint(self) -> Optional[Checkpoint]:
+        """The committed checkpoint, or None if the run has none yet."""
+        path = self.path / CHECKPOINT
+        if not path.exists():
+            return None
+        record = read_json(path)
+        try:
+            step, payload, state = int(record["step"]), self.path / record["file"], record["state"]
+        except (KeyError, TypeError, ValueError):
+            raise CorruptFileError(path, "not a checkpoint record (step, file, state)") from None
+        if not payload.is_file():
+            raise CorruptFileError(payload, f"missing, although {CHECKPOINT} commits it")
+        return Checkpoint(step, payload, state)
 
 
-class HistoryLogger(keras.callbacks.Callback):
-    """Appends a row to the run's `history.csv` after every epoch, so an interrupted
-    run keeps every finished epoch. `extra` columns (e.g. `schedule="ibs"`) go in each row.
-
-    Args:
-        run: the `RunFolder`.
-        **extra: constant columns added to every row.
-    """
-
-    def __init__(self, run, **extra):
-        super().__init__()
-        self.run = run
-        self.extra = extra
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = dict(self.extra)
-        row["epoch"] = epoch + 1
-        row.update({key: float(value) for key, value in (logs or {}).items()})
-        self.run.append_history(row)
-
-
-class WallTime(keras.callbacks.Callback):
-    """Logs the seconds since training started as `wall_seconds` each epoch."""
-
-    def on_train_begin(self, logs=None):
-        self.started = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["wall_seconds"] = time.time() - self.started
+def _same(given: Any, saved: Any) -> bool:
+    if isinstance(given, (list, tuple)) and isinstance(saved, (list, tuple)):
+        return list(given) == list(saved)
+    if isinstance(given, float) or isinstance(saved, float):
+        try:
+            return float(given) == float(saved)
+        except (TypeError, ValueError):
+            return False
+    return given == saved
 
 
 def matplotlib_agg():
@@ -141,42 +571,12 @@ def matplotlib_agg():
     return plt
 
 
-# --- CLI helpers -------------------------------------------------------------------------
+# --- legacy API, removed once every task has moved to `RunFolder.open` (see zoo/_legacy_runs.py)
 
 
-def add_config_arguments(parser, config_class):
-    """Adds one `--flag` per field of a config dataclass (defaults and help from the fields).
+def __getattr__(name):
+    from zoo import _legacy_runs
 
-    Field metadata may hold `help` and `choices`; booleans become
-    `--flag/--no-flag`.
-    """
-    for field in dataclasses.fields(config_class):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help_text = field.metadata.get("help", "")
-        kwargs = {"default": default, "dest": field.name}
-        if field.type in (bool, "bool"):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        else:
-            kinds = {"int": int, "float": float, "str": str}
-            kind = kinds.get(field.type, field.type) if isinstance(field.type, str) else field.type
-            kwargs["type"] = kind if kind in (int, float, str) else str
-            if "choices" in field.metadata:
-                kwargs["choices"] = field.metadata["choices"]
-        parser.add_argument(flag, help=f"{help_text} (default: {default})".strip(), **kwargs)
-    return parser
-
-
-def config_from_args(config_class, args):
-    """The config dataclass built from parsed arguments (its `__post_init__` validates)."""
-    names = {field.name for field in dataclasses.fields(config_class)}
-    return config_class(**{key: value for key, value in vars(args).items() if key in names})
-
-
-def check_config(config, rules):
-    """Validates a config: `rules` maps a field to `(predicate, allowed)`; raises ValueError
-    naming the first field that breaks its rule."""
-    for name, (predicate, allowed) in rules.items():
-        value = getattr(config, name)
-        if not predicate(value):
-            raise ValueError(f"`--{name.replace('_', '-')}` must be {allowed}, got {value!r}.")
+    if hasattr(_legacy_runs, name):
+        return getattr(_legacy_runs, name)
+    raise AttributeError(f"module 'zoo.runs' has no attribute {name!r}")
