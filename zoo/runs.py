@@ -41,7 +41,7 @@ Example:
 ...     (run.resumed, run.config.epochs, run.status)
 (True, 5, 'finished')
 >>> RunFolder.open(f"{root}/run", "demo", Config(learning_rate=1.0),
-...                given={"learning_rate": 1.0})
+...                given={"learning_rate": 1.0})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 zoo.errors.ResumeMismatchError: cannot resume ...: --learning-rate: saved 0.1, given 1.0.
@@ -574,9 +574,12 @@ def matplotlib_agg():
 # --- legacy API, removed once every task has moved to `RunFolder.open` (see zoo/_legacy_runs.py)
 
 
-def __getattr__(name):
-    from zoo import _legacy_runs
+_LEGACY = ("HistoryLogger", "WallTime", "add_config_arguments", "config_from_args", "check_config")
 
-    if hasattr(_legacy_runs, name):
+
+def __getattr__(name):
+    if name in _LEGACY:
+        from zoo import _legacy_runs
+
         return getattr(_legacy_runs, name)
     raise AttributeError(f"module 'zoo.runs' has no attribute {name!r}")

@@ -1,0 +1,120 @@
+"""Keras callbacks that keep a run folder's contract inside `model.fit`.
+
+- `RunHistory` writes the epoch's row to `history.csv`, then `RunCheckpoint` commits the model
+  (with its optimizer state) and the epoch, in that order, so a resumed run truncates the
+  history to the committed epoch and repeats nothing.
+- `WallTime` logs `wall_seconds`, accumulated across resumes.
+- `StopOnNonFinite` turns a NaN or infinite loss into a `DivergenceError` at once, instead of
+  Keras's `TerminateOnNaN`, which stops without an error and lets the run look finished.
+"""
+
+import math
+import time
+from typing import Callable, Optional
+
+import keras
+
+from zoo.errors import DivergenceError
+from zoo.runs import RunFolder, crash_point
+
+
+class WallTime(keras.callbacks.Callback):
+    """Logs `wall_seconds`: seconds of training so far, starting from `offset` (the time an
+    earlier, interrupted part of the run already spent).
+
+    Args:
+        offset: seconds already spent before this `fit`.
+    """
+
+    def __init__(self, offset: float = 0.0):
+        super().__init__()
+        self.offset = float(offset)
+        self.started = None
+
+    def on_train_begin(self, logs=None):
+        self.started = time.time()
+
+    def elapsed(self) -> float:
+        return self.offset + (time.time() - self.started if self.started else 0.0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["wall_seconds"] = self.elapsed()
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Raises `DivergenceError` on the first non-finite loss, naming the epoch and batch.
+
+    Args:
+        hint: the likely cause, appended to the message.
+    """
+
+    def __init__(self, hint: str = "the learning rate is likely too high"):
+        super().__init__()
+        self.hint = hint
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _check(self, logs, where):
+        for key in ("loss",):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                raise DivergenceError(f"the loss became {float(value)} at {where}; {self.hint}.")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check(logs, f"epoch {self.epoch + 1}, batch {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check(logs, f"the end of epoch {epoch + 1}")
+
+
+class RunHistory(keras.callbacks.Callback):
+    """Appends `{**extra, "epoch": e, **logs}` to the run's `history.csv` after every epoch.
+
+    Args:
+        run: the `RunFolder`.
+        extra: constant columns for every row (e.g. `{"schedule": "ibs"}`).
+    """
+
+    def __init__(self, run: RunFolder, extra: Optional[dict] = None):
+        super().__init__()
+        self.run = run
+        self.extra = dict(extra or {})
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = dict(self.extra)
+        row["epoch"] = epoch + 1
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        self.run.append_history(row)
+        crash_point("history-written")
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Commits the model (weights and optimizer state) after every epoch, after `RunHistory`.
+
+    Args:
+        run: the `RunFolder`.
+        state: returns extra state to store with the checkpoint (e.g. `wall_seconds`).
+    """
+
+    def __init__(self, run: RunFolder, state: Optional[Callable[[], dict]] = None):
+        super().__init__()
+        self.run = run
+        self.state = state
+
+    def on_epoch_end(self, epoch, logs=None):
+        state = self.state() if self.state else {}
+        self.run.save_checkpoint(epoch + 1, self.model.save, ".keras", state)
+
+
+def resume_model(run: RunFolder):
+    """`(model, initial_epoch, state)` from the run's committed checkpoint, or
+    `(None, 0, {})`."""
+    from zoo.runs import load_keras_model
+
+    checkpoint = run.load_checkpoint()
+    if checkpoint is None:
+        return None, 0, {}
+    return load_keras_model(checkpoint.path), checkpoint.step, checkpoint.state
