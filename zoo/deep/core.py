@@ -17,8 +17,24 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from zoo.deep import kernels as kernels_module
 from zoo.deep.kernels import ChunkKernels
 from zoo.validation import check_positive_int
+
+KERNELS = ("auto", "native", "xla")
+
+
+def select_kernels(activation, alpha, dtype, kernels="auto"):
+    """The chunk kernels for `kernels` ("auto", "native" or "xla"), through
+    `zoo.deep.kernels.select_kernels` where it exists (the XLA kernels otherwise)."""
+    if kernels not in KERNELS:
+        raise ValueError(f"`kernels` must be one of {', '.join(KERNELS)}, got {kernels!r}.")
+    select = getattr(kernels_module, "select_kernels", None)
+    if select is not None:
+        return select(activation, alpha, dtype, kernels=kernels)
+    chosen = ChunkKernels(activation, alpha)
+    chosen.kind = "xla"
+    return chosen
 
 INPUTS, CLASSES = 784, 10
 
@@ -38,9 +54,10 @@ class DeepNetwork:
         seed: seed of the Glorot-uniform stem and head.
         head: optional dict of arrays (`W_in`, `b_in`, `W_out`, `b_out`) to start from, or of
             `tf.Variable`s to train in place (a Keras model's own weights).
+        kernels: `"auto"`, `"native"` or `"xla"` chunk kernels.
     """
 
-    def __init__(self, weights, chunk_layers, alpha=None, seed=0, head=None):
+    def __init__(self, weights, chunk_layers, alpha=None, seed=0, head=None, kernels="auto"):
         check_positive_int("chunk_layers", chunk_layers)
         self.weights = weights
         self.layers, self.width, self.dtype = weights.layers, weights.width, weights.dtype
@@ -48,7 +65,7 @@ class DeepNetwork:
         self.alpha = 1.0 / math.sqrt(self.layers) if alpha is None else float(alpha)
         if self.alpha <= 0:
             raise ValueError(f"`alpha` must be > 0, got {alpha!r}.")
-        self.kernels = ChunkKernels(weights.activation, self.alpha)
+        self.kernels = select_kernels(weights.activation, self.alpha, self.dtype, kernels)
         if head is None:
             rng = np.random.default_rng(seed)
             head = {

@@ -1,7 +1,8 @@
 import keras
 import tensorflow as tf
 
-from zoo.deep.kernels import ACTIVATIONS, ChunkKernels
+from zoo.deep.core import KERNELS, select_kernels
+from zoo.deep.kernels import ACTIVATIONS
 from zoo.validation import check_positive_int
 
 
@@ -19,6 +20,7 @@ class DeepResidualCore(keras.layers.Layer):
         activation: `"softsign"`, `"tanh"` or `"relu"`.
         alpha: residual scale; defaults to `1 / sqrt(layers)`.
         chunk_layers: layers per checkpointed chunk. Defaults to 1,000.
+        kernels: `"auto"`, `"native"` or `"xla"` chunk kernels. Defaults to `"auto"`.
 
     Call arguments:
         inputs: tensor of shape `(batch, width)`.
@@ -33,7 +35,7 @@ class DeepResidualCore(keras.layers.Layer):
         Andrewp2/deep_net (seed `003`).
     """
 
-    def __init__(self, layers, activation="softsign", alpha=None, chunk_layers=1000, **kwargs):
+    def __init__(self, layers, activation="softsign", alpha=None, chunk_layers=1000, kernels="auto", **kwargs):
         super().__init__(**kwargs)
         check_positive_int("layers", layers)
         check_positive_int("chunk_layers", chunk_layers)
@@ -41,11 +43,23 @@ class DeepResidualCore(keras.layers.Layer):
             raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
         if alpha is not None and alpha <= 0:
             raise ValueError(f"`alpha` must be > 0, got {alpha!r}.")
+        if kernels not in KERNELS:
+            raise ValueError(f"`kernels` must be one of {', '.join(KERNELS)}, got {kernels!r}.")
         self.layers = layers
         self.activation = activation
         self.alpha = alpha
         self.chunk_layers = chunk_layers
-        self.kernels = ChunkKernels(activation, alpha if alpha is not None else layers**-0.5)
+        self.kernels_kind = kernels
+        self._kernels = {}
+
+    @property
+    def kernels(self):
+        """The chunk kernels for the layer's dtype (chosen on first use)."""
+        dtype = self.variable_dtype if not self.built else self.kernel.dtype
+        if dtype not in self._kernels:
+            alpha = self.alpha if self.alpha is not None else self.layers**-0.5
+            self._kernels[dtype] = select_kernels(self.activation, alpha, dtype, self.kernels_kind)
+        return self._kernels[dtype]
 
     def build(self, input_shape):
         width = input_shape[-1]
@@ -86,5 +100,6 @@ class DeepResidualCore(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"layers": self.layers, "activation": self.activation, "alpha": self.alpha, "chunk_layers": self.chunk_layers})
+        config.update({"layers": self.layers, "activation": self.activation, "alpha": self.alpha, "chunk_layers": self.chunk_layers,
+                       "kernels": self.kernels_kind})
         return config
