@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    assert_config_round_trip,
-    assert_gradients_reach_every_weight,
-    assert_save_load_round_trip,
-    wrap,
-)
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import ApproximatorLayer
 
 
@@ -28,11 +23,24 @@ def test_gradients_reach_every_weight():
     assert_gradients_reach_every_weight(ApproximatorLayer(8, (2, 3), "tanh"), np.random.rand(4, 3).astype("float32"))
 
 
-def test_config_and_save_load(tmp_path):
-    layer = ApproximatorLayer(8, (2, 3), activation="tanh")
-    assert_config_round_trip(layer)
-    x = np.random.rand(4, 5).astype("float32")
-    assert_save_load_round_trip(wrap(layer, x), x, tmp_path)
+def test_standard_layer_checks():
+    run_layer_test(
+        ApproximatorLayer,
+        {"hidden": 8, "output_shape": (2, 3), "activation": "tanh"},
+        np.random.rand(4, 5).astype("float32"),
+        expected_output_shape=(None, 2, 3),
+        expected_num_trainable_weights=4,
+    )
+
+
+def test_scalar_output_shape_checks():
+    run_layer_test(
+        ApproximatorLayer,
+        {"hidden": 3, "output_shape": ()},
+        np.random.rand(4, 5).astype("float32"),
+        expected_output_shape=(None,),
+        run_precision_checks=False,
+    )
 
 
 @pytest.mark.parametrize("args, name", [((0, 3), "hidden"), ((4, (3, 0)), "output_shape"),

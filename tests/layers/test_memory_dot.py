@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    assert_config_round_trip,
-    assert_gradients_reach_every_weight,
-    assert_save_load_round_trip,
-    wrap,
-)
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import MemoryDotLayer
 
 
@@ -26,11 +21,14 @@ def test_gradients_reach_the_memory():
     assert_gradients_reach_every_weight(MemoryDotLayer(3, 2), np.random.rand(4, 3).astype("float32"))
 
 
-def test_config_and_save_load(tmp_path):
-    layer = MemoryDotLayer(3, 5, activation="tanh")
-    assert_config_round_trip(layer)
-    p = np.random.rand(4, 3).astype("float32")
-    assert_save_load_round_trip(wrap(layer, p), p, tmp_path)
+def test_standard_layer_checks():
+    run_layer_test(
+        MemoryDotLayer,
+        {"slots": 3, "units": 5, "activation": "tanh"},
+        np.random.rand(4, 3).astype("float32"),
+        expected_output_shape=(None, 5),
+        expected_num_trainable_weights=1,
+    )
 
 
 def test_mismatched_selection_width():

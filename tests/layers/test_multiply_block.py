@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    assert_config_round_trip,
-    assert_gradients_reach_every_weight,
-    assert_save_load_round_trip,
-    wrap,
-)
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import MultiplyBlock
 
 
@@ -40,11 +35,15 @@ def test_gradients_reach_every_weight():
     assert_gradients_reach_every_weight(MultiplyBlock(5, 2), [a, b])
 
 
-def test_config_and_save_load(tmp_path):
-    block = MultiplyBlock(4, 3, activation="sigmoid")
-    assert_config_round_trip(block)
+def test_standard_layer_checks():
     a, b = np.random.rand(4, 3).astype("float32"), np.random.rand(4, 2).astype("float32")
-    assert_save_load_round_trip(wrap(block, [a, b]), [a, b], tmp_path)
+    run_layer_test(
+        MultiplyBlock,
+        {"hidden": 4, "units": 3, "activation": "sigmoid"},
+        [a, b],
+        expected_output_shape=(None, 3),
+        expected_num_trainable_weights=6,
+    )
 
 
 @pytest.mark.parametrize("args, name", [((0, 3), "hidden"), ((3, -1), "units")])

@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    assert_config_round_trip,
-    assert_gradients_reach_every_weight,
-    assert_save_load_round_trip,
-    wrap,
-)
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import MultiplySimple
 
 
@@ -28,11 +23,15 @@ def test_gradients_reach_every_weight():
     assert_gradients_reach_every_weight(MultiplySimple(2), [a, b])
 
 
-def test_config_and_save_load(tmp_path):
-    layer = MultiplySimple(3, activation="relu")
-    assert_config_round_trip(layer)
+def test_standard_layer_checks():
     a, b = np.random.rand(4, 3).astype("float32"), np.random.rand(4, 3).astype("float32")
-    assert_save_load_round_trip(wrap(layer, [a, b]), [a, b], tmp_path)
+    run_layer_test(
+        MultiplySimple,
+        {"units": 3, "activation": "relu"},
+        [a, b],
+        expected_output_shape=(None, 3),
+        expected_num_trainable_weights=2,
+    )
 
 
 def test_mismatched_widths():

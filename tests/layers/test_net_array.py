@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from tests.helpers import assert_config_round_trip, assert_gradients_reach_every_weight
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import NetArray
 
 
@@ -20,17 +20,21 @@ def test_gradients_reach_the_array():
     assert_gradients_reach_every_weight(NetArray(4), np.ones((2, 1), "float32"))
 
 
-def test_config_and_save_load(tmp_path):
-    layer = NetArray((2, 3), initializer="ones")
-    assert_config_round_trip(layer)
-    inputs = keras.Input((4,))
-    outputs = keras.layers.Dense(3)(inputs) + ops.sum(layer(inputs), axis=0)
-    model = keras.Model(inputs, outputs)
-    x = np.random.rand(2, 4).astype("float32")
-    path = tmp_path / "m.keras"
-    expected = model.predict(x, verbose=0)
-    model.save(path)
-    np.testing.assert_array_equal(keras.saving.load_model(path).predict(x, verbose=0), expected)
+def test_standard_layer_checks():
+    run_layer_test(
+        NetArray,
+        {"shape": (2, 3), "initializer": "ones"},
+        np.random.rand(4, 5).astype("float32"),
+        expected_output_shape=(2, 3),
+        expected_num_trainable_weights=1,
+    )
+
+
+def test_output_follows_the_compute_dtype():
+    layer = NetArray(3, initializer="ones", dtype="mixed_float16")
+    output = layer(np.ones((2, 1), "float32"))
+    assert keras.backend.standardize_dtype(output.dtype) == "float16"
+    assert keras.backend.standardize_dtype(layer.array.dtype) == "float32"
 
 
 @pytest.mark.parametrize("shape", [0, (2, -1), "3"])

@@ -1,12 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.helpers import (
-    assert_config_round_trip,
-    assert_gradients_reach_every_weight,
-    assert_save_load_round_trip,
-    wrap,
-)
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import ResidualBlock
 
 
@@ -39,11 +34,24 @@ def test_fan_in_uniform_bounds():
         assert np.abs(values).max() > 0.8 * limit
 
 
-def test_config_and_save_load(tmp_path):
-    block = ResidualBlock(5, activation="tanh")
-    assert_config_round_trip(block)
-    x = np.random.rand(4, 3).astype("float32")
-    assert_save_load_round_trip(wrap(block, x), x, tmp_path)
+def test_standard_layer_checks():
+    run_layer_test(
+        ResidualBlock,
+        {"hidden": 5, "activation": "tanh"},
+        np.random.rand(4, 3).astype("float32"),
+        expected_output_shape=(None, 3),
+        expected_num_trainable_weights=4,
+    )
+
+
+def test_fan_in_uniform_standard_layer_checks():
+    run_layer_test(
+        ResidualBlock,
+        {"hidden": 5, "kernel_initializer": "fan_in_uniform"},
+        np.random.rand(4, 3).astype("float32"),
+        expected_output_shape=(None, 3),
+        run_precision_checks=False,
+    )
 
 
 @pytest.mark.parametrize("kwargs, name", [({"hidden": 0}, "hidden"), ({"hidden": -3}, "hidden"),

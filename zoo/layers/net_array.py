@@ -41,7 +41,8 @@ class NetArray(keras.layers.Layer):
         )
 
     def call(self, inputs=None):
-        return ops.convert_to_tensor(self.array)
+        # Under a mixed policy the array is stored in float32 and used in the compute dtype.
+        return ops.cast(self.array, self.compute_dtype)
 
     def compute_output_shape(self, input_shape=None):
         return self.shape
