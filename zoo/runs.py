@@ -301,6 +301,7 @@ class RunFolder:
         run._lock()
         try:
             run._adopt(config, given, resume)
+            run._remove_stale_temporaries()
         except BaseException:
             run.close()
             raise
@@ -316,8 +317,13 @@ class RunFolder:
         if not os.access(existing, os.W_OK | os.X_OK):
             raise RunFolderError(f"--run {path}: {existing} is not writable.")
         if path.exists():
-            entries = {entry.name for entry in path.iterdir()}
-            if entries and CONFIG not in entries and entries != {LOCK}:
+            # A run killed while writing its first config leaves only the lock and a temporary.
+            entries = {
+                entry.name
+                for entry in path.iterdir()
+                if entry.name != LOCK and not (entry.name.startswith(".") and ".tmp" in entry.name)
+            }
+            if entries and CONFIG not in entries:
                 raise RunFolderError(
                     f"--run {path} is not empty and holds no {CONFIG}: not a zoo run folder."
                 )
@@ -393,6 +399,13 @@ class RunFolder:
         self.resumed = True
         if extended:
             self._write_config(record.get("versions"))
+
+    def _remove_stale_temporaries(self) -> None:
+        """Deletes temporary files a killed writer left (safe: this process holds the lock)."""
+        for folder in (self.path, self.path / CHECKPOINTS):
+            if folder.is_dir():
+                for leftover in folder.glob(".*.tmp*"):
+                    leftover.unlink(missing_ok=True)
 
     def _write_config(self, first_versions: Optional[dict] = None) -> None:
         record = {"task": self.task, "versions": versions(), "config": config_to_dict(self.config)}

@@ -1,0 +1,159 @@
+"""The `zoo` console script and the one import root: fast help, one-line errors for the
+project's own errors only, quiet TensorFlow, and no top-level `callbacks`/`tasks` modules."""
+
+import argparse
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import zoo.cli
+from zoo.errors import CorruptFileError, DivergenceError, UsageError
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def python(code, cwd=None, env=None, timeout=120):
+    environment = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd,
+                           env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def fake_parser(handler):
+    parser = argparse.ArgumentParser(prog="zoo")
+    parser.add_argument("--verbose", action="store_true")
+    parser.set_defaults(handler=handler, task="demo")
+    return parser
+
+
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (UsageError("`--learning-rate` must be a finite number, got inf."), 2),
+        (CorruptFileError("runs/x/history.csv", "corrupt CSV (bad line 3)"), 2),
+        (DivergenceError("the loss became nan at epoch 2, batch 5"), 3),
+    ],
+)
+def test_project_errors_are_one_line(monkeypatch, capsys, error, code):
+    def handler(args):
+        raise error
+
+    monkeypatch.setattr(zoo.cli, "build_parser", lambda: fake_parser(handler))
+    assert zoo.cli.main([]) == code
+    err = capsys.readouterr().err
+    assert err == f"zoo: error: {error}\n"
+
+
+def test_other_exceptions_keep_their_traceback(monkeypatch):
+    def handler(args):
+        raise ValueError("a genuine bug")
+
+    monkeypatch.setattr(zoo.cli, "build_parser", lambda: fake_parser(handler))
+    with pytest.raises(ValueError, match="a genuine bug"):
+        zoo.cli.main([])
+
+
+def test_help_imports_no_tensorflow():
+    done = python(
+        """
+        import sys, time
+        started = time.perf_counter()
+        from zoo.cli import main
+        for argv in (["--help"], ["argmax", "--help"], ["deep", "train", "--help"],
+                     ["memory-ae", "train", "--help"], ["ibs-vs-lrd", "--help"],
+                     ["reasoning-ops", "run", "--help"]):
+            try:
+                main(argv)
+            except SystemExit as exit:
+                assert exit.code == 0, argv
+        heavy = sorted(m for m in ("tensorflow", "keras", "pandas", "matplotlib") if m in sys.modules)
+        print("HEAVY", heavy, "SECONDS", time.perf_counter() - started)
+        """
+    )
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY [] SECONDS" in done.stdout, done.stdout[-2000:]
+
+
+def test_help_is_fast_from_the_console_script():
+    script = Path(sys.executable).with_name("zoo")
+    started = time.perf_counter()
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 0 and "reasoning-ops" in done.stdout
+    assert elapsed < 3.0  # under 1 s on an idle machine; loose here, the suite shares the cores
+
+
+def test_user_modules_named_callbacks_and_tasks_do_not_shadow_the_library(tmp_path):
+    (tmp_path / "callbacks.py").write_text("raise ImportError('the user callbacks.py was imported')\n")
+    (tmp_path / "tasks.py").write_text("raise ImportError('the user tasks.py was imported')\n")
+    done = python(
+        """
+        from zoo.callbacks import ExpDecay, IncreasingBatchSize, SignSGD
+        from zoo.tasks.argmax import ArgMaxNet
+        import importlib.util
+        print(SignSGD.__module__, ArgMaxNet.__module__.split(".")[:2])
+        print(importlib.util.find_spec("callbacks").origin)
+        """,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "zoo.callbacks.sign_sgd ['zoo', 'tasks']"
+    assert lines[1] == str(tmp_path / "callbacks.py")  # the user's own module, untouched
+
+
+def test_no_top_level_callbacks_or_tasks_is_installed(tmp_path):
+    done = python(
+        """
+        import importlib.util
+        print(importlib.util.find_spec("callbacks"), importlib.util.find_spec("tasks"))
+        """,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "None None", done.stdout + done.stderr
+
+
+def test_import_zoo_alone_loads_a_saved_model_in_a_fresh_process(tmp_path):
+    import keras
+    import numpy as np
+
+    from zoo.callbacks import SignSGD
+    from zoo.layers import ResidualBlock
+
+    inputs = keras.Input((5,))
+    model = keras.Model(inputs, ResidualBlock(7)(inputs))
+    model.compile(SignSGD(learning_rate=1e-3, momentum=0.9), "mse")
+    model.save(tmp_path / "model.keras")
+    x = np.linspace(-1, 1, 10, dtype="float32").reshape(2, 5)
+    np.save(tmp_path / "expected.npy", model.predict(x, verbose=0))
+    for order in ("import zoo\nimport keras", "import keras\nimport zoo"):
+        done = python(
+            order
+            + f"""
+import numpy as np
+model = keras.saving.load_model({str(tmp_path / "model.keras")!r})
+x = np.linspace(-1, 1, 10, dtype="float32").reshape(2, 5)
+np.testing.assert_array_equal(model.predict(x, verbose=0), np.load({str(tmp_path / "expected.npy")!r}))
+print(type(model.optimizer).__name__)
+""",
+            cwd=tmp_path,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip().endswith("SignSGD")
+
+
+def test_import_tensorflow_quietly_prints_nothing():
+    done = python(
+        """
+        from zoo.tf_quiet import import_tensorflow
+        tf = import_tensorflow()
+        print(tf.reduce_sum(tf.ones(3)).numpy())
+        """,
+        env={"TF_CPP_MIN_LOG_LEVEL": "0"},
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "3.0"
+    assert done.stderr == "", done.stderr
