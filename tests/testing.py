@@ -284,9 +284,7 @@ class FreshProcessLoads:
             }
             if targets is not None:
                 arrays["targets"] = np.asarray(targets)
-                entry["evaluate"] = model.evaluate(
-                    input_data, targets, verbose=0, return_dict=True
-                )
+                entry["evaluate"] = model.evaluate(input_data, targets, verbose=0, return_dict=True)
             model.save(self.directory / f"{name}.keras")
             np.savez(self.directory / f"{name}.npz", **arrays)
             self.manifest[name] = entry

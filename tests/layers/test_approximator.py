@@ -20,7 +20,9 @@ def test_hand_computed_value():
 
 
 def test_gradients_reach_every_weight():
-    assert_gradients_reach_every_weight(ApproximatorLayer(8, (2, 3), "tanh"), np.random.rand(4, 3).astype("float32"))
+    assert_gradients_reach_every_weight(
+        ApproximatorLayer(8, (2, 3), "tanh"), np.random.rand(4, 3).astype("float32")
+    )
 
 
 def test_standard_layer_checks():
@@ -43,8 +45,9 @@ def test_scalar_output_shape_checks():
     )
 
 
-@pytest.mark.parametrize("args, name", [((0, 3), "hidden"), ((4, (3, 0)), "output_shape"),
-                                        ((4, "x"), "output_shape")])
+@pytest.mark.parametrize(
+    "args, name", [((0, 3), "hidden"), ((4, (3, 0)), "output_shape"), ((4, "x"), "output_shape")]
+)
 def test_bad_arguments(args, name):
     with pytest.raises(ValueError, match=name):
         ApproximatorLayer(*args)

@@ -14,11 +14,15 @@ def test_hand_computed_value():
     layer.build((1, 2))
     layer.memory.assign(np.array([[0.0, 100.0], [-100.0, 0.0]], "float32"))
     # sigmoid(memory) = [[0.5, 1], [0, 0.5]]; p = [0.25, 0.75] -> [0.125, 0.625]
-    np.testing.assert_allclose(layer(np.array([[0.25, 0.75]], "float32")), [[0.125, 0.625]], atol=1e-6)
+    np.testing.assert_allclose(
+        layer(np.array([[0.25, 0.75]], "float32")), [[0.125, 0.625]], atol=1e-6
+    )
 
 
 def test_gradients_reach_the_memory():
-    assert_gradients_reach_every_weight(MemoryDotLayer(3, 2), np.random.rand(4, 3).astype("float32"))
+    assert_gradients_reach_every_weight(
+        MemoryDotLayer(3, 2), np.random.rand(4, 3).astype("float32")
+    )
 
 
 def test_standard_layer_checks():

@@ -17,7 +17,9 @@ def test_hand_computed_value():
     block.dense_b.set_weights([np.array([[3.0, -1.0]]), np.array([0.0, 1.0])])
     block.dense_out.set_weights([np.array([[1.0], [1.0]]), np.array([0.5])])
     # a=2, b=1: [2, 4] * [3, 0] = [6, 0] -> 6.5
-    np.testing.assert_allclose(block([np.array([[2.0]], "float32"), np.array([[1.0]], "float32")]), [[6.5]])
+    np.testing.assert_allclose(
+        block([np.array([[2.0]], "float32"), np.array([[1.0]], "float32")]), [[6.5]]
+    )
 
 
 def test_computes_an_exact_product():

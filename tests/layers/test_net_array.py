@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-from keras import ops
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
 from zoo.layers import NetArray

@@ -27,8 +27,12 @@ def test_gradients_reach_every_weight():
 def test_fan_in_uniform_bounds():
     block = ResidualBlock(60, kernel_initializer="fan_in_uniform")
     block.build((None, 10))
-    for weight, limit in [(block.dense_in.kernel, 10**-0.5), (block.dense_in.bias, 10**-0.5),
-                          (block.dense_out.kernel, 60**-0.5), (block.dense_out.bias, 60**-0.5)]:
+    for weight, limit in [
+        (block.dense_in.kernel, 10**-0.5),
+        (block.dense_in.bias, 10**-0.5),
+        (block.dense_out.kernel, 60**-0.5),
+        (block.dense_out.bias, 60**-0.5),
+    ]:
         values = np.asarray(weight)
         assert np.abs(values).max() <= limit
         assert np.abs(values).max() > 0.8 * limit
@@ -54,8 +58,14 @@ def test_fan_in_uniform_standard_layer_checks():
     )
 
 
-@pytest.mark.parametrize("kwargs, name", [({"hidden": 0}, "hidden"), ({"hidden": -3}, "hidden"),
-                                          ({"hidden": 4, "activation": "nope"}, "activation")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"hidden": 0}, "hidden"),
+        ({"hidden": -3}, "hidden"),
+        ({"hidden": 4, "activation": "nope"}, "activation"),
+    ],
+)
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ResidualBlock(**kwargs)

@@ -1,14 +1,24 @@
 """Argument checks shared by the zoo layers: one clear `ValueError` naming the argument."""
 
-import keras
+from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import keras
 
 ACTIVATIONS = (
     "linear", "relu", "tanh", "sigmoid", "selu", "softsign", "softmax", "elu", "gelu", "swish",
-)
+)  # fmt: skip
+
+#: An activation argument: a Keras activation name, a callable, or None (linear).
+Activation = str | Callable | None
+#: An initializer argument: a Keras initializer name, object or config dict.
+Initializer = str | keras.initializers.Initializer | dict
 
 
-def check_activation(name, value):
+def check_activation(name: str, value: Activation) -> Activation:
     """Accepts a known activation name, None, or a callable; returns it unchanged."""
     if value is None or callable(value):
         return value
@@ -21,7 +31,7 @@ def check_activation(name, value):
     return value
 
 
-def check_shape(name, value):
+def check_shape(name: str, value: int | Sequence[int]) -> tuple[int, ...]:
     """Normalises an int or a tuple/list of positive ints into a tuple (`()` is a scalar)."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
@@ -33,7 +43,7 @@ def check_shape(name, value):
     return tuple(value)
 
 
-def serialize_setting(value, module):
+def serialize_setting(value: Any, module: ModuleType) -> Any:
     """Config form of an activation/initializer argument: names stay names."""
     if value is None or isinstance(value, str):
         return value

@@ -1,7 +1,11 @@
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
-from zoo.layers._validation import check_activation, serialize_setting
+from zoo.layers._validation import Activation, Initializer, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
 
@@ -18,21 +22,32 @@ class MemoryDotLayer(keras.layers.Layer):
         activation: applied element-wise to the memory before the dot.
             Defaults to `"sigmoid"`, so slots live in `[0, 1]` like images.
         initializer: initializer of the memory. Defaults to `"glorot_uniform"`.
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
         inputs: selection tensor of shape `(batch, slots)`.
 
     Example:
 
-    >>> layer = MemoryDotLayer(slots=10, units=784)
-    >>> layer(keras.ops.ones((2, 10)) / 10).shape
-    (2, 784)
+    >>> import keras
+    >>> from zoo.layers import MemoryDotLayer
+    >>> layer = MemoryDotLayer(slots=10, units=784, initializer="zeros")
+    >>> outputs = layer(keras.ops.ones((2, 10)) / 10)
+    >>> tuple(outputs.shape), round(float(outputs[0, 0]), 6)  # a mix of slots sigmoid(0)
+    ((2, 784), 0.5)
 
     References:
         The memory-informed network notes (seed `001`): `F . sigmoid(NetArray)`.
     """
 
-    def __init__(self, slots, units, activation="sigmoid", initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        slots: int,
+        units: int,
+        activation: Activation = "sigmoid",
+        initializer: Initializer = "glorot_uniform",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.slots = check_positive_int("slots", slots)
         self.units = check_positive_int("units", units)
@@ -40,7 +55,7 @@ class MemoryDotLayer(keras.layers.Layer):
         self.initializer = initializer
         self._activation_fn = keras.activations.get(activation)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         if input_shape[-1] != self.slots:
             raise ValueError(
                 f"`slots`={self.slots} does not match the selection width {input_shape[-1]}."
@@ -51,13 +66,13 @@ class MemoryDotLayer(keras.layers.Layer):
             name="memory",
         )
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         return ops.matmul(inputs, self._activation_fn(self.memory))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -1,6 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
-from zoo.layers._validation import check_activation, serialize_setting
+from zoo.layers._validation import Activation, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
 
@@ -17,6 +21,7 @@ class MultiplyBlock(keras.layers.Layer):
         units: int, output width.
         activation: activation of the output Dense layer. Defaults to `None`
             (linear).
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
         inputs: a list `[a, b]` of tensors of shape `(batch, width_a)` and
@@ -24,23 +29,29 @@ class MultiplyBlock(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from zoo.layers import MultiplyBlock
     >>> block = MultiplyBlock(hidden=256, units=128)
-    >>> block([keras.ops.ones((2, 128)), keras.ops.ones((2, 128))]).shape
+    >>> tuple(block([keras.ops.ones((2, 128)), keras.ops.ones((2, 64))]).shape)
     (2, 128)
 
     References:
         Octavian-ai/reasoning-operations (seed `004`).
     """
 
-    def __init__(self, hidden, units, activation=None, **kwargs):
+    def __init__(
+        self, hidden: int, units: int, activation: Activation = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.hidden = check_positive_int("hidden", hidden)
         self.units = check_positive_int("units", units)
         self.activation = check_activation("activation", activation)
 
-    def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(
-            input_shape[0], (list, tuple)
+    def build(self, input_shape: list[tuple]) -> None:
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or len(input_shape) != 2
+            or not isinstance(input_shape[0], (list, tuple))
         ):
             raise ValueError("`inputs` of MultiplyBlock must be a list of two tensors [a, b].")
         shape_a, shape_b = input_shape
@@ -53,14 +64,20 @@ class MultiplyBlock(keras.layers.Layer):
         self.dense_b.build(shape_b)
         self.dense_out.build(tuple(shape_a[:-1]) + (self.hidden,))
 
-    def call(self, inputs):
+    def call(self, inputs: list) -> Any:
         a, b = inputs
         return self.dense_out(self.dense_a(a) * self.dense_b(b))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
         return tuple(input_shape[0][:-1]) + (self.units,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"hidden": self.hidden, "units": self.units, "activation": serialize_setting(self.activation, keras.activations)})
+        config.update(
+            {
+                "hidden": self.hidden,
+                "units": self.units,
+                "activation": serialize_setting(self.activation, keras.activations),
+            }
+        )
         return config

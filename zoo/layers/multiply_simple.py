@@ -1,6 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
-from zoo.layers._validation import check_activation, serialize_setting
+from zoo.layers._validation import Activation, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
 
@@ -11,28 +15,33 @@ class MultiplySimple(keras.layers.Layer):
     Args:
         units: int, output width.
         activation: activation of the Dense layer. Defaults to `None` (linear).
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
         inputs: a list `[a, b]` of two tensors of the same shape `(batch, width)`.
 
     Example:
 
+    >>> import keras
+    >>> from zoo.layers import MultiplySimple
     >>> block = MultiplySimple(units=1)
-    >>> block([keras.ops.ones((2, 128)), keras.ops.ones((2, 128))]).shape
+    >>> tuple(block([keras.ops.ones((2, 128)), keras.ops.ones((2, 128))]).shape)
     (2, 1)
 
     References:
         Octavian-ai/reasoning-operations (seed `004`), `multiply_simple`.
     """
 
-    def __init__(self, units, activation=None, **kwargs):
+    def __init__(self, units: int, activation: Activation = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
         self.activation = check_activation("activation", activation)
 
-    def build(self, input_shape):
-        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 2 or not isinstance(
-            input_shape[0], (list, tuple)
+    def build(self, input_shape: list[tuple]) -> None:
+        if (
+            not isinstance(input_shape, (list, tuple))
+            or len(input_shape) != 2
+            or not isinstance(input_shape[0], (list, tuple))
         ):
             raise ValueError("`inputs` of MultiplySimple must be a list of two tensors [a, b].")
         shape_a, shape_b = input_shape
@@ -46,14 +55,19 @@ class MultiplySimple(keras.layers.Layer):
         )
         self.dense.build(shape_a)
 
-    def call(self, inputs):
+    def call(self, inputs: list) -> Any:
         a, b = inputs
         return self.dense(a * b)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
         return tuple(input_shape[0][:-1]) + (self.units,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update({"units": self.units, "activation": serialize_setting(self.activation, keras.activations)})
+        config.update(
+            {
+                "units": self.units,
+                "activation": serialize_setting(self.activation, keras.activations),
+            }
+        )
         return config

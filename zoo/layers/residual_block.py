@@ -1,8 +1,11 @@
+from __future__ import annotations
+
 import math
+from typing import Any
 
 import keras
 
-from zoo.layers._validation import check_activation, serialize_setting
+from zoo.layers._validation import Activation, Initializer, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
 
@@ -23,15 +26,20 @@ class ResidualBlock(keras.layers.Layer):
             default, which the ArgMaxNet seed used.
         bias_initializer: initializer for both biases (ignored with
             `"fan_in_uniform"`).
+        **kwargs: base layer arguments (`name`, `dtype`, `trainable`).
 
     Call arguments:
         inputs: tensor of shape `(..., width)`.
 
     Example:
 
+    >>> import keras
+    >>> from zoo.layers import ResidualBlock
     >>> block = ResidualBlock(hidden=60)
-    >>> block(keras.ops.ones((2, 10))).shape
+    >>> tuple(block(keras.ops.ones((2, 10))).shape)
     (2, 10)
+    >>> block.count_params()  # 10 * 60 + 60 + 60 * 10 + 10
+    1270
 
     References:
         sparseinference/argmaxnet (seed `000`).
@@ -39,12 +47,12 @@ class ResidualBlock(keras.layers.Layer):
 
     def __init__(
         self,
-        hidden,
-        activation="relu",
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
+        hidden: int,
+        activation: Activation = "relu",
+        kernel_initializer: Initializer = "glorot_uniform",
+        bias_initializer: Initializer = "zeros",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.hidden = check_positive_int("hidden", hidden)
         self.activation = check_activation("activation", activation)
@@ -52,7 +60,7 @@ class ResidualBlock(keras.layers.Layer):
         self.bias_initializer = bias_initializer
         self._activation_fn = keras.activations.get(activation)
 
-    def _dense(self, units, fan_in, name):
+    def _dense(self, units: int, fan_in: int, name: str) -> keras.layers.Dense:
         if self.kernel_initializer == "fan_in_uniform":
             limit = 1.0 / math.sqrt(fan_in)
             kernel = keras.initializers.RandomUniform(-limit, limit)
@@ -68,7 +76,7 @@ class ResidualBlock(keras.layers.Layer):
             name=name,
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         width = input_shape[-1]
         if width is None:
             raise ValueError("`ResidualBlock` needs a known last input dimension.")
@@ -77,20 +85,22 @@ class ResidualBlock(keras.layers.Layer):
         self.dense_in.build(input_shape)
         self.dense_out.build(tuple(input_shape[:-1]) + (self.hidden,))
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         hidden = self._activation_fn(self.dense_in(inputs))
         return self._activation_fn(self.dense_out(hidden) + inputs)
 
-    def compute_output_shape(self, input_shape):
-        return input_shape
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {
                 "hidden": self.hidden,
                 "activation": serialize_setting(self.activation, keras.activations),
-                "kernel_initializer": serialize_setting(self.kernel_initializer, keras.initializers),
+                "kernel_initializer": serialize_setting(
+                    self.kernel_initializer, keras.initializers
+                ),
                 "bias_initializer": serialize_setting(self.bias_initializer, keras.initializers),
             }
         )
