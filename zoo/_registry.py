@@ -23,11 +23,11 @@ SERIALIZABLE_MODULES = (
     "zoo.metrics",
     "zoo.deep.layer",
     "zoo.callbacks",
-    "zoo.tasks.argmax",
+    "zoo.tasks.argmax.models",
     "zoo.tasks.batch_schedules",
-    "zoo.tasks.deep_mnist",
+    "zoo.tasks.deep_mnist.models",
     "zoo.tasks.memory_ae",
-    "zoo.tasks.reasoning_ops",
+    "zoo.tasks.reasoning_ops.models",
 )
 
 _state = {"registered": False, "registering": False}

@@ -1,0 +1,53 @@
+"""ArgMaxNet: a small residual MLP that learns the index of the largest of 10 scores.
+
+Seed `000` (sparseinference/argmaxnet): 3 residual blocks Block(10, 60), a Dense(10 -> 1) with
+`abs` output, 3,821 parameters; scores `softmax(randn(B, 10))`, target the argmax as a float,
+summed squared error, batch 25, SGD momentum 0.9 with fresh momentum each 15,000-step episode and
+`lr = 1e-4 * 0.98**(episode - 1)`. Err = mean(round(pred) != label).
+
+The modules, in the order of the experiment: `config` (settings, stdlib only), `budget`
+(parameter counts), `data`, `models`, `training` (recipes and the resumable loop),
+`evaluation` (the seed's test protocol), `plots`, `hypermodel` (`ArgMaxHyperModel` for
+keras-tuner), `search` (`zoo argmax tune`), `cli`.
+
+Names are imported lazily on first access, so `zoo.tasks.argmax.cli` (and `zoo --help`) stays
+free of TensorFlow.
+"""
+
+import importlib
+
+_NAMES = {
+    "zoo.tasks.argmax.config": (
+        "ArgMaxConfig", "ArgMaxTestConfig", "ArgMaxTuneConfig", "IMPROVED", "PARAMETER_BUDGET",
+        "RECIPES", "SCORES", "largest_divisor",
+    ),
+    "zoo.tasks.argmax.budget": ("BLOCKS", "count_parameters", "widest_hidden", "within_budget"),
+    "zoo.tasks.argmax.data": ("score_batch", "score_dataset"),
+    "zoo.tasks.argmax.models": ("ArgMaxNet", "MultiplyResidualBlock"),
+    "zoo.tasks.argmax.training": (
+        "EpisodeCheckpoint", "EpisodeEvaluation", "EpisodeLine", "FreshOptimizerState",
+        "build_model", "make_loss", "make_optimizer", "train",
+    ),
+    "zoo.tasks.argmax.evaluation": ("evaluate", "load", "seed_test_protocol"),
+    "zoo.tasks.argmax.plots": ("plot_history",),
+    "zoo.tasks.argmax.hypermodel": (
+        "ArgMaxHyperModel", "MissingExtraError", "require_keras_tuner",
+    ),
+    "zoo.tasks.argmax.search": ("open_search", "trials_frame", "tune"),
+}
+_MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo.tasks.argmax' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))

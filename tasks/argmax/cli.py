@@ -1,0 +1,128 @@
+"""`zoo argmax train|test|tune`: the command line of the ArgMaxNet task.
+
+Light at import (argparse, `zoo.config` and the task's config module only): the handlers import
+TensorFlow and the heavy modules when they run, so `zoo argmax --help` answers at once.
+"""
+
+import argparse
+from pathlib import Path
+
+from zoo.config import add_config_arguments, config_from_args, given_flags
+from zoo.errors import RunFolderError
+from zoo.tasks.argmax.config import ArgMaxConfig, ArgMaxTestConfig, ArgMaxTuneConfig
+
+TASK = "argmax"
+
+
+def register(subparsers) -> None:
+    """Adds `zoo argmax` and its commands to the `zoo` parser."""
+    parser = subparsers.add_parser(
+        "argmax",
+        help="ArgMaxNet: learn the index of the largest of 10 scores (seed 000)",
+        description="ArgMaxNet: learn the index of the largest of 10 scores (seed 000).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train",
+        help="train with the seed's or the improved recipe (resumes an existing --run)",
+        description="Train ArgMaxNet. An existing --run resumes with its saved settings; "
+        "only --episodes may be raised.",
+    )
+    add_config_arguments(train, ArgMaxConfig)
+    train.add_argument("--run", help="run folder; an existing one resumes "
+                       "(default: a new runs/argmax/<UTC time>)")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress bar (the per-episode line stays)")
+    train.set_defaults(handler=_train_command)
+
+    test = commands.add_parser(
+        "test",
+        help="the seed's test: 100 batches of 500 fresh scores",
+        description="The seed's test protocol on a trained model: loss, Err and time per "
+        "instance. Reads the run folder, writes nothing.",
+    )
+    add_config_arguments(test, ArgMaxTestConfig)
+    source = test.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="a finished argmax run folder")
+    source.add_argument("--model", metavar="FILE.keras", help="a saved ArgMaxNet file")
+    test.set_defaults(handler=_test_command)
+
+    tune = commands.add_parser(
+        "tune",
+        help="keras-tuner search over architectures under a parameter budget",
+        description="A keras-tuner random search over depth, width, block kind and learning "
+        "rate, every candidate within --budget parameters. Each run starts a new search "
+        "folder; --resume DIR continues one (only --trials may be raised).",
+    )
+    add_config_arguments(tune, ArgMaxTuneConfig)
+    tune.add_argument("--run", help="folder of a new search "
+                      "(default: a new runs/argmax-tune/<UTC time>)")
+    tune.add_argument("--resume", metavar="DIR", help="continue the search in DIR")
+    tune.add_argument("--quiet", action="store_true", help="no progress output per trial")
+    tune.set_defaults(handler=_tune_command)
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    from zoo.tf_quiet import import_tensorflow
+
+    given = given_flags(args, ArgMaxConfig)
+    fields = {key: value for key, value in given.items() if key != "recipe"}
+    config = ArgMaxConfig.for_recipe(given.get("recipe", "seed"), **fields)
+    import_tensorflow(verbose=getattr(args, "verbose", False))
+    from zoo.tasks.argmax.training import train
+
+    train(config, args.run, given=given, verbose=0 if args.quiet else 1)
+    return 0
+
+
+def _test_command(args: argparse.Namespace) -> int:
+    config = config_from_args(ArgMaxTestConfig, args)
+    model_path = _model_of_run(Path(args.run)) if args.run else Path(args.model)
+    from zoo.tf_quiet import import_tensorflow
+
+    import_tensorflow(verbose=getattr(args, "verbose", False))
+    from zoo.tasks.argmax.evaluation import load, seed_test_protocol
+
+    seed_test_protocol(load(model_path), config.batches, config.batch_size, config.seed)
+    return 0
+
+
+def _model_of_run(path: Path) -> Path:
+    """The model file of a finished argmax run folder (read-only checks)."""
+    from zoo.runs import CONFIG, MODEL, read_json
+
+    if not path.is_dir():
+        raise RunFolderError(f"--run {path}: no such run folder.")
+    if not (path / CONFIG).is_file():
+        raise RunFolderError(f"--run {path} is not a zoo run folder (no {CONFIG}).")
+    record = read_json(path / CONFIG)
+    task = record.get("task") if isinstance(record, dict) else None
+    if task != TASK:
+        raise RunFolderError(f"--run {path} holds a {task!r} run, not an {TASK!r} run.")
+    if not (path / MODEL).exists():
+        raise RunFolderError(
+            f"--run {path} has no {MODEL} yet: its training has not finished "
+            f"(zoo argmax train --run {path} continues it)."
+        )
+    return path / MODEL
+
+
+def _tune_command(args: argparse.Namespace) -> int:
+    from zoo.tf_quiet import import_tensorflow
+
+    given = given_flags(args, ArgMaxTuneConfig)
+    config = config_from_args(ArgMaxTuneConfig, args)
+    import_tensorflow(verbose=getattr(args, "verbose", False))
+    from zoo.tasks.argmax.hypermodel import require_keras_tuner
+    from zoo.tasks.argmax.search import TRIALS, open_search, tune
+
+    require_keras_tuner()
+    with open_search(config, args.run, args.resume, given) as run:
+        frame = tune(run, verbose=0 if args.quiet else 1)
+    print(frame.to_string(index=False))
+    best = frame.iloc[0]
+    print(f"{len(frame)} trials in {run.file(TRIALS)}; best: trial {best['trial']}, "
+          f"{best['depth']} x {best['block']} (hidden {best['hidden']}, "
+          f"{best['parameters']} parameters), validation Err {best['val_err']:.4f}")
+    return 0
