@@ -1,19 +1,31 @@
-import copy
+"""`IncreasingBatchSize`: a batch size that grows every epoch, with plain `model.fit`."""
+
 import math
 import sys
+from typing import Any, NamedTuple, Optional
 
 import keras
 
 from zoo.data import ResizableBatches
-from zoo.validation import check_positive_int
+from zoo.errors import UsageError
+from zoo.validation import check_float, check_positive_int
 
 
-def batch_size_at(epoch, initial, growth, maximum):
-    """`min(maximum, int(initial * growth**epoch))`, epoch counted from 0."""
+def batch_size_at(epoch: int, initial: int, growth: float, maximum: int) -> int:
+    """`min(maximum, int(initial * growth**epoch))`, epoch counted from 0.
+
+    Example:
+
+    >>> from zoo.callbacks import batch_size_at
+    >>> [batch_size_at(epoch, 128, 1.037, 140) for epoch in range(4)]
+    [128, 132, 137, 140]
+    """
     return min(maximum, int(initial * growth**epoch))
 
 
-def equivalent_batch_schedule(initial_batch, lr_decay, epochs, maximum=None):
+def equivalent_batch_schedule(
+    initial_batch: int, lr_decay: float, epochs: int, maximum: Optional[int] = None
+) -> list[int]:
     """Turns a per-epoch learning-rate decay into the equivalent batch-size schedule.
 
     Smith et al.'s rule: the SGD noise scale is about `lr * N / B`, so where a
@@ -23,51 +35,111 @@ def equivalent_batch_schedule(initial_batch, lr_decay, epochs, maximum=None):
 
     Example:
 
+    >>> from zoo.callbacks import equivalent_batch_schedule
     >>> equivalent_batch_schedule(128, 0.9, 3)
     [128, 142, 158]
     """
-    if not 0 < lr_decay <= 1:
-        raise ValueError(f"`lr_decay` must be in (0, 1], got {lr_decay!r}.")
-    maximum = maximum or math.inf
-    return [int(min(maximum, round(initial_batch / lr_decay**e, 6))) for e in range(epochs)]
+    check_float("lr_decay", lr_decay, low=0, low_inclusive=False, high=1)
+    cap = math.inf if maximum is None else maximum
+    return [int(min(cap, round(initial_batch / lr_decay**e, 6))) for e in range(epochs)]
 
 
-def _running_fit():
-    """The `(epoch_iterator, callback_list)` of the `fit` call that is running now.
+class _FitLoop(NamedTuple):
+    """What `IncreasingBatchSize` needs from the running `fit`."""
 
-    Keras fixes the number of steps when `fit` starts; a callback that
-    changes the batch size must correct it, and Keras offers no handle on the
-    iterator, so we look it up on the stack of the running `fit`.
+    training_data: Any  # what `fit` trains on, as its data adapter holds it
+    steps_per_epoch: Optional[int]  # `fit(steps_per_epoch=...)`
+    set_steps: Any  # `set_steps(n)`: the epoch loop runs n steps
+
+
+def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
+    """The one private touch point: the training loop of the `fit` that calls `callback`.
+
+    Keras 3 reads the number of batches once per `fit` (`EpochIterator.reset`)
+    and offers no hook to change it, nor a handle on the iterator. This finds
+    the `fit` frame that holds both the `CallbackList` containing `callback`
+    and an `EpochIterator`, checks the internals relied on, and raises naming
+    the Keras version when they differ. Never a silent fallback.
     """
+    unsupported = (
+        f"IncreasingBatchSize relies on Keras 3 training-loop internals that differ in "
+        f"Keras {keras.__version__} (written for 3.15)"
+    )
+    try:
+        from keras.src.callbacks.callback_list import CallbackList
+        from keras.src.trainers.epoch_iterator import EpochIterator
+    except ImportError as error:
+        raise RuntimeError(f"{unsupported}: {error}.") from None
     frame = sys._getframe(1)
     while frame is not None:
-        names = frame.f_locals
-        if frame.f_code.co_name == "fit" and "epoch_iterator" in names and "callbacks" in names:
-            return names["epoch_iterator"], names["callbacks"]
+        if frame.f_code.co_name == "fit":
+            values = list(frame.f_locals.values())
+            lists = [v for v in values if isinstance(v, CallbackList)]
+            iterators = [v for v in values if isinstance(v, EpochIterator)]
+            if len(iterators) == 1 and any(
+                c is callback for cl in lists for c in cl.callbacks
+            ):
+                break
         frame = frame.f_back
-    raise RuntimeError("IncreasingBatchSize must be used inside `model.fit`.")
+    else:
+        raise RuntimeError(
+            f"{unsupported}: no `fit` frame holds this callback and an EpochIterator "
+            "(IncreasingBatchSize works only inside `model.fit`)."
+        )
+    iterator, callback_list = iterators[0], [cl for cl in lists if callback in cl.callbacks][0]
+    adapter = getattr(iterator, "data_adapter", None)
+    if "_num_batches" not in vars(iterator) or not hasattr(iterator, "steps_per_epoch"):
+        raise RuntimeError(f"{unsupported}: EpochIterator has no `_num_batches`.")
+
+    def set_steps(steps: int) -> None:
+        iterator._num_batches = steps
+        if iterator.num_batches != steps:
+            raise RuntimeError(f"{unsupported}: EpochIterator.num_batches ignores `_num_batches`.")
+        callback_list.params["steps"] = steps
+        for other in callback_list.callbacks:
+            if isinstance(other, keras.callbacks.ProgbarLogger):
+                other.target = steps
+                if other.progbar is not None:
+                    other.progbar.target = steps
+
+    return _FitLoop(
+        training_data=getattr(adapter, "py_dataset", adapter),
+        steps_per_epoch=iterator.steps_per_epoch,
+        set_steps=set_steps,
+    )
 
 
 @keras.saving.register_keras_serializable(package="zoo")
 class IncreasingBatchSize(keras.callbacks.Callback):
     """Grows the batch size every epoch: `batch_e = min(maximum, int(initial * growth**e))`.
 
-    Keras cannot change `fit`'s batch size from a callback, so the data comes
-    from a `zoo.data.ResizableBatches` (build one with `dataset(x, y)`); at
-    each epoch this callback sets its batch size, corrects the step count that
-    the progress bar and the epoch loop use, and logs `batch_size` and the
-    cumulative `parameter_updates` in `history`. Every example is seen exactly
-    once per epoch.
+    Keras cannot change `fit`'s batch size, so `fit` must train on a
+    `zoo.data.ResizableBatches` (`ibs.dataset(x, y)` builds one). At the start
+    of every epoch this callback sets that dataset's batch size and epoch and
+    tells the epoch loop and the progress bar the new number of steps; at the
+    end it logs `batch_size` and the cumulative `parameter_updates` (the
+    optimizer's step count). Every training example is seen exactly once per
+    epoch.
+
+    The dataset driven is the one `fit` trains on, read from the running
+    `fit`: validation data of any kind (arrays, `tf.data`, a `PyDataset`,
+    another `ResizableBatches`, one made by `ibs.dataset` too) is never
+    resized. Training on anything but a `ResizableBatches`, or passing
+    `steps_per_epoch` (the epoch is one pass over the data here), is a
+    `UsageError`. A run resumed by `keras.callbacks.BackupAndRestore` goes on
+    with the resumed epoch's batch size and data order. Place it before
+    callbacks that read the logs (`CSVLogger`, `TensorBoard`, `EarlyStopping`)
+    so they see `batch_size` and `parameter_updates`.
 
     Args:
-        initial: int, the batch size of epoch 0.
+        initial: int > 0, the batch size of epoch 0.
         growth: float >= 1, the per-epoch factor (1.037 in the ibs seed).
-        maximum: int, the cap (`N / 10` in the seed).
-        data: the `ResizableBatches` passed to `fit`, or None to set it later
-            with `dataset()`.
+        maximum: int >= `initial`, the cap (`N / 10` in the seed).
 
     Example:
 
+    >>> import keras, numpy as np
+    >>> from zoo.callbacks import IncreasingBatchSize
     >>> ibs = IncreasingBatchSize(initial=2, growth=2.0, maximum=8)
     >>> data = ibs.dataset(np.zeros((16, 1)), np.zeros((16, 1)), seed=0)
     >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
@@ -81,58 +153,51 @@ class IncreasingBatchSize(keras.callbacks.Callback):
         Size" (arXiv 1711.00489); dboyliao/CardinalBlue_Interview_Q2 (seed `002`).
     """
 
-    def __init__(self, initial, growth, maximum, data=None):
+    def __init__(self, initial: int, growth: float, maximum: int):
         super().__init__()
-        check_positive_int("initial", initial)
-        if not isinstance(growth, (int, float)) or growth < 1:
-            raise ValueError(f"`growth` must be a number >= 1, got {growth!r}.")
-        if isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < initial:
-            raise ValueError(f"`maximum` must be an integer >= initial ({initial}), got {maximum!r}.")
-        if data is not None and not isinstance(data, ResizableBatches):
-            raise ValueError("`data` must be a zoo.data.ResizableBatches.")
-        self.initial = initial
-        self.growth = growth
-        self.maximum = maximum
-        self.data = data
+        self.initial = check_positive_int("initial", initial)
+        self.growth = check_float("growth", growth, low=1)
+        self.maximum = check_positive_int("maximum", maximum)
+        if self.maximum < self.initial:
+            raise UsageError(f"`maximum` must be >= initial ({initial}), got {maximum!r}.")
 
-    def batch_size_at(self, epoch):
+    def batch_size_at(self, epoch: int) -> int:
+        """The batch size of `epoch` (counted from 0)."""
         return batch_size_at(epoch, self.initial, self.growth, self.maximum)
 
-    def dataset(self, x, y, shuffle=True, seed=None):
-        """Wraps `(x, y)` into the `ResizableBatches` this callback drives."""
-        self.data = ResizableBatches(x, y, batch_size=self.initial, shuffle=shuffle, seed=seed)
-        return self.data
+    def dataset(
+        self, x: Any, y: Any, shuffle: bool = True, seed: Optional[int] = None
+    ) -> ResizableBatches:
+        """A `ResizableBatches` over `(x, y)` starting at batch size `initial`.
 
-    def __deepcopy__(self, memo):
-        # keras-tuner deep-copies callbacks per trial; the copy must still
-        # drive the very dataset that is passed to `fit`.
-        memo[id(self.data)] = self.data
-        clone = self.__class__.__new__(self.__class__)
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            setattr(clone, key, copy.deepcopy(value, memo))
-        return clone
+        Pass it to `fit` as the training data; building validation data this
+        way is harmless (only the training data is resized).
+        """
+        return ResizableBatches(x, y, batch_size=self.initial, shuffle=shuffle, seed=seed)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        if self.data is None:
-            raise ValueError(
-                "IncreasingBatchSize has no data: pass `data=` or fit on `ibs.dataset(x, y)`."
+    def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
+        loop = _running_fit(self)
+        data = loop.training_data
+        if not isinstance(data, ResizableBatches):
+            raise UsageError(
+                "IncreasingBatchSize needs `fit` to train on a zoo.data.ResizableBatches "
+                f"(build it with `ibs.dataset(x, y)`), got {type(data).__name__}."
             )
-        self.data.batch_size = self.batch_size_at(epoch)
-        steps = len(self.data)
-        epoch_iterator, callback_list = _running_fit()
-        epoch_iterator._num_batches = steps
-        callback_list.params["steps"] = steps
-        for callback in callback_list.callbacks:
-            if isinstance(callback, keras.callbacks.ProgbarLogger):
-                callback.target = steps
-                if callback.progbar is not None:
-                    callback.progbar.target = steps
+        if loop.steps_per_epoch:
+            raise UsageError(
+                "IncreasingBatchSize makes every epoch one pass over the data: do not pass "
+                f"`steps_per_epoch` (got {loop.steps_per_epoch})."
+            )
+        data.batch_size = self.batch_size_at(epoch)
+        data.epoch = epoch
+        loop.set_steps(len(data))
+        self._batch_size = data.batch_size
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         if logs is not None:
-            logs["batch_size"] = self.data.batch_size
-            logs["parameter_updates"] = int(self.model.optimizer.iterations.numpy())
+            logs["batch_size"] = self._batch_size
+            iterations = keras.ops.convert_to_numpy(self.model.optimizer.iterations)
+            logs["parameter_updates"] = int(iterations)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"initial": self.initial, "growth": self.growth, "maximum": self.maximum}

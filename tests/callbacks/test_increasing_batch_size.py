@@ -1,20 +1,46 @@
 import copy
+import csv
+import doctest
+import math
+import re
 import warnings
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+import zoo.callbacks.increasing_batch_size
 from zoo.callbacks import IncreasingBatchSize, batch_size_at, equivalent_batch_schedule
 from zoo.data import ResizableBatches
+from zoo.errors import UsageError
+
+N = 50  # examples; column 0 of x is the example's id
+SCHEDULE = {"initial": 4, "growth": 2.0, "maximum": 16}
+BATCHES = [4, 8, 16, 16]  # the schedule's first epochs
+STEPS = [math.ceil(N / batch) for batch in BATCHES]  # [13, 7, 4, 4]
 
 
-class RecordingModel(keras.Model):
-    """A linear model (ignoring the id column) that counts how often its train step is traced."""
+def id_data(n=N, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([np.arange(n)[:, None], rng.random((n, 2))], axis=1).astype("float32")
+    return x, rng.random((n, 1)).astype("float32")
 
-    def __init__(self):
+
+class CountingModel(keras.Model):
+    """A linear model of x[:, 1:] whose train step counts what it trains on.
+
+    Per epoch (reset by `Tally`): how often each example id went through a
+    train step, the number of train steps, and the largest batch.
+    """
+
+    def __init__(self, n=N):
         super().__init__()
+        self.n = n
         self.dense = keras.layers.Dense(1)
+        self.seen = self.add_weight(shape=(n,), initializer="zeros", trainable=False)
+        self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False)
+        self.largest = self.add_weight(shape=(), initializer="zeros", trainable=False)
         self.traces = 0
 
     def call(self, x):
@@ -22,94 +48,270 @@ class RecordingModel(keras.Model):
 
     def train_step(self, data):
         self.traces += 1
+        x = data[0]
+        ids = keras.ops.cast(x[:, 0], "int32")
+        self.seen.assign_add(keras.ops.sum(keras.ops.one_hot(ids, self.n), axis=0))
+        self.steps.assign_add(1.0)
+        self.largest.assign(keras.ops.maximum(self.largest, keras.ops.shape(x)[0]))
         return super().train_step(data)
 
 
-def test_formula():
-    assert [batch_size_at(e, 128, 1.037, 4526) for e in (0, 1, 2, 50, 200)] == [
-        128, 132, 137, int(128 * 1.037**50), 4526]
+class Tally(keras.callbacks.Callback):
+    """Per epoch: what the train steps saw, and what the logs claim (place after the ibs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for variable in (self.model.seen, self.model.steps, self.model.largest):
+            variable.assign(keras.ops.zeros_like(variable))
+
+    def on_epoch_end(self, epoch, logs=None):
+        updates = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.epochs.append({
+            "epoch": epoch,
+            "seen": keras.ops.convert_to_numpy(self.model.seen).astype(int).tolist(),
+            "steps": int(keras.ops.convert_to_numpy(self.model.steps)),
+            "largest": int(keras.ops.convert_to_numpy(self.model.largest)),
+            "updates": updates,
+            "logged_batch_size": logs["batch_size"],
+            "logged_updates": logs["parameter_updates"],
+        })
 
 
-def test_equivalent_schedule_inverts_the_lr_decay():
-    batches = equivalent_batch_schedule(128, 0.9, 4, maximum=170)
-    assert batches == [128, 142, 158, 170]
+def assert_ran_as_logged(tally, epochs, updates_before=0):
+    """Every example once per epoch; logged batch size and update count are what ran."""
+    assert [e["epoch"] for e in tally.epochs] == list(epochs)
+    updates = updates_before
+    for record in tally.epochs:
+        epoch = record["epoch"]
+        assert record["seen"] == [1] * N, f"epoch {epoch}: {record['seen']}"
+        assert record["steps"] == STEPS[epoch]
+        assert record["largest"] == record["logged_batch_size"] == BATCHES[epoch]
+        updates += STEPS[epoch]
+        assert record["updates"] == record["logged_updates"] == updates
 
 
-class RecordingBatches(ResizableBatches):
-    """Remembers the example ids (column 0 of x) of every batch it hands out."""
+def progress_bars(output):
+    """Per epoch of the printed progress, `(last step shown, every target shown)`."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    epochs = []
+    for text in re.split(r"Epoch \d+/\d+\n", plain)[1:]:
+        bars = [(int(done), int(target)) for done, target in re.findall(r"(\d+)/(\d+) ━", text)]
+        epochs.append((bars[-1][0], sorted({target for _, target in bars})))
+    return epochs
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.handed_out = []
+
+def compiled_model(learning_rate=0.01):
+    model = CountingModel()
+    model.compile(keras.optimizers.SGD(learning_rate), "mse")
+    return model
+
+
+class PlainPyDataset(keras.utils.PyDataset):
+    def __init__(self, x, y, batch_size):
+        super().__init__()
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
 
     def __getitem__(self, index):
-        x, y = super().__getitem__(index)
-        self.handed_out.append(x[:, 0].astype(int))
-        return x, y
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.x[rows], self.y[rows]
 
 
-def test_every_example_once_per_epoch_right_steps_and_no_warnings(capsys):
-    n = 50
-    x = np.concatenate([np.arange(n)[:, None], np.random.rand(n, 2)], axis=1).astype("float32")
-    y = np.random.rand(n, 1).astype("float32")
-    data = RecordingBatches(x, y, batch_size=4, seed=0)
-    ibs = IncreasingBatchSize(initial=4, growth=2.0, maximum=16, data=data)
-    steps_run = []
+def validation_data(kind, ibs):
+    x, y = id_data(20, seed=1)
+    if kind == "none":
+        return None
+    if kind == "arrays":
+        return (x, y)
+    if kind == "tf.data":
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(6)
+    if kind == "PyDataset":
+        return PlainPyDataset(x, y, 6)
+    if kind == "ibs.dataset":  # the issue's case: it used to rebind the callback
+        return ibs.dataset(x, y)
+    if kind == "ResizableBatches":
+        return ResizableBatches(x, y, batch_size=3, seed=2)
+    raise AssertionError(kind)
 
-    class CountSteps(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            steps_run.append(0)
-            data.handed_out.clear()
 
-        def on_train_batch_end(self, batch, logs=None):
-            steps_run[-1] += 1
-
-        def on_epoch_end(self, epoch, logs=None):
-            ids = np.concatenate(data.handed_out)
-            assert sorted(ids) == list(range(n)), f"epoch {epoch}: {sorted(ids)}"
-
-    model = RecordingModel()
-    model.compile(keras.optimizers.SGD(0.01), "mse")
+@pytest.mark.parametrize(
+    "kind", ["none", "arrays", "tf.data", "PyDataset", "ibs.dataset", "ResizableBatches"]
+)
+def test_every_example_once_per_epoch_whatever_the_validation_data(kind, capsys):
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    train = ibs.dataset(*id_data(), seed=0)
+    validation = validation_data(kind, ibs)
+    tally = Tally()
+    model = compiled_model()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        history = model.fit(data, epochs=3, callbacks=[ibs, CountSteps()], verbose=1)
+        history = model.fit(
+            train, validation_data=validation, epochs=3, callbacks=[ibs, tally], verbose=1
+        )
     assert not [w for w in caught if "ran out of data" in str(w.message)]
-    expected_steps = [13, 7, 4]
-    assert history.history["batch_size"] == [4, 8, 16]
-    assert history.history["parameter_updates"] == list(np.cumsum(expected_steps))
-    assert steps_run == expected_steps
-    out = capsys.readouterr().out
-    for steps in expected_steps:
-        assert f"{steps}/{steps}" in out
+    assert_ran_as_logged(tally, range(3))
+    assert history.history["batch_size"] == BATCHES[:3]
+    assert history.history["parameter_updates"] == list(np.cumsum(STEPS[:3]))
+    if validation is not None:
+        assert len(history.history["val_loss"]) == 3
+    if isinstance(validation, ResizableBatches):  # never resized
+        assert validation.batch_size == (SCHEDULE["initial"] if kind == "ibs.dataset" else 3)
+    assert progress_bars(capsys.readouterr().out) == [(steps, [steps]) for steps in STEPS[:3]]
+
+
+def test_steps_per_epoch_is_refused_before_any_update():
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    model = compiled_model()
+    with pytest.raises(UsageError, match="steps_per_epoch"):
+        model.fit(ibs.dataset(*id_data()), epochs=2, steps_per_epoch=5, callbacks=[ibs], verbose=0)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+@pytest.mark.parametrize("kind", ["arrays", "tf.data", "PyDataset"])
+def test_training_on_anything_but_resizable_batches_is_refused(kind):
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    model = compiled_model()
+    train = validation_data(kind, ibs)
+    x, y = train if kind == "arrays" else (train, None)
+    with pytest.raises(UsageError, match="ResizableBatches"):
+        model.fit(x, y, epochs=2, shuffle=False, callbacks=[ibs], verbose=0)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 3])
+def test_backup_and_restore_resumes_with_the_resumed_epochs_batch_size(
+    tmp_path, steps_per_execution
+):
+    def fit(model, epochs, extra=()):
+        ibs = IncreasingBatchSize(**SCHEDULE)
+        tally = Tally()
+        backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+        callbacks = [backup, ibs, tally, *extra]
+        history = model.fit(ibs.dataset(*id_data(), seed=3), epochs=epochs, shuffle=False,
+                            callbacks=callbacks, verbose=0)
+        return history, tally
+
+    def fresh_model():
+        keras.utils.set_random_seed(1)
+        model = CountingModel()
+        model.compile(keras.optimizers.SGD(0.05), "mse", steps_per_execution=steps_per_execution)
+        model(id_data()[0][:1])  # BackupAndRestore needs a built model
+        return model
+
+    straight = fresh_model()
+    straight_history, straight_tally = fit(straight, 4)
+    assert_ran_as_logged(straight_tally, range(4))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        fit(fresh_model(), 4, extra=[Interrupt()])
+    resumed = fresh_model()  # a new process would build and compile the model again
+    history, tally = fit(resumed, 4)
+    assert history.history["batch_size"] == BATCHES[2:4]
+    assert history.history["parameter_updates"] == straight_history.history["parameter_updates"][2:]
+    assert_ran_as_logged(tally, range(2, 4), updates_before=sum(STEPS[:2]))
+    # Data order is a function of the epoch: resumed and uninterrupted runs end equal.
+    for got, want in zip(resumed.trainable_weights, straight.trainable_weights):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6)
+
+
+def test_early_stopping_reduce_lr_csv_logger_and_tensorboard_beside_it(tmp_path):
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    tally = Tally()
+    # parameter_updates only grows: in mode "min" it never improves, so EarlyStopping
+    # stops after epoch 2 (patience 2) and ReduceLROnPlateau halves the rate at every
+    # epoch end from epoch 1 on (patience 1).
+    callbacks = [
+        ibs,
+        tally,
+        keras.callbacks.EarlyStopping("parameter_updates", patience=2, mode="min"),
+        keras.callbacks.ReduceLROnPlateau("parameter_updates", factor=0.5, patience=1, mode="min"),
+        keras.callbacks.CSVLogger(str(tmp_path / "history.csv")),
+        keras.callbacks.TensorBoard(str(tmp_path / "tensorboard")),
+    ]
+    model = compiled_model(0.01)
+    history = model.fit(ibs.dataset(*id_data()), epochs=10, callbacks=callbacks, verbose=0)
+    assert_ran_as_logged(tally, range(3))
+    np.testing.assert_allclose(history.history["learning_rate"], [0.01, 0.01, 0.005], rtol=1e-6)
+    with open(tmp_path / "history.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["batch_size"]) for row in rows] == BATCHES[:3]
+    assert [int(row["parameter_updates"]) for row in rows] == list(np.cumsum(STEPS[:3]))
+    logged = []
+    for path in sorted((tmp_path / "tensorboard" / "train").glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.tag == "epoch_batch_size":
+                    logged.append(float(tf.make_ndarray(value.tensor)))
+    assert logged == BATCHES[:3]
+
+
+def test_progress_bar_of_a_user_progbar_logger_listed_first(capsys):
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    model = compiled_model()
+    model.fit(ibs.dataset(*id_data()), epochs=2, verbose=1,
+              callbacks=[keras.callbacks.ProgbarLogger(), ibs])
+    assert progress_bars(capsys.readouterr().out) == [(13, [13]), (7, [7])]
 
 
 def test_retracing_is_bounded():
-    x, y = np.random.rand(200, 3).astype("float32"), np.random.rand(200, 1).astype("float32")
     ibs = IncreasingBatchSize(initial=3, growth=1.5, maximum=60)
-    model = RecordingModel()
+    model = CountingModel(200)
     model.compile(keras.optimizers.SGD(0.01), "mse")
-    model.fit(ibs.dataset(x, y), epochs=8, callbacks=[ibs], verbose=0)
+    model.fit(ibs.dataset(*id_data(200)), epochs=8, callbacks=[ibs], verbose=0)
     # 8 epochs, 8 different batch sizes plus remainders: reduce_retracing keeps it small.
     assert model.traces <= 4
 
 
 def test_survives_deepcopy_like_keras_tuner():
-    x, y = np.random.rand(20, 2).astype("float32"), np.random.rand(20, 1).astype("float32")
-    ibs = IncreasingBatchSize(initial=2, growth=2.0, maximum=8)
-    data = ibs.dataset(x, y)
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    data = ibs.dataset(*id_data())
     clone = copy.deepcopy(ibs)
-    assert clone.data is data and clone is not ibs
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile("sgd", "mse")
-    history = model.fit(data, epochs=2, callbacks=[clone], verbose=0)
-    assert history.history["batch_size"] == [2, 4]
+    assert clone is not ibs and clone.get_config() == ibs.get_config()
+    tally = Tally()
+    history = compiled_model().fit(data, epochs=2, callbacks=[clone, tally], verbose=0)
+    assert history.history["batch_size"] == BATCHES[:2]
+    assert_ran_as_logged(tally, range(2))
+
+
+def test_formula():
+    assert [batch_size_at(e, 128, 1.037, 4526) for e in (0, 1, 2, 50, 200)] == [
+        128, 132, 137, int(128 * 1.037**50), 4526]
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    assert [ibs.batch_size_at(epoch) for epoch in range(4)] == BATCHES
+
+
+def test_equivalent_schedule_inverts_the_lr_decay():
+    assert equivalent_batch_schedule(128, 0.9, 4, maximum=170) == [128, 142, 158, 170]
+    with pytest.raises(UsageError, match="lr_decay"):
+        equivalent_batch_schedule(128, 1.5, 4)
 
 
 @pytest.mark.parametrize("kwargs, name", [
     ({"initial": 0, "growth": 1.1, "maximum": 10}, "initial"),
     ({"initial": 4, "growth": 0.9, "maximum": 10}, "growth"),
     ({"initial": 4, "growth": 1.1, "maximum": 2}, "maximum"),
+    ({"initial": 4, "growth": 1.1, "maximum": 2.5}, "maximum"),
 ])
 def test_bad_arguments(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(UsageError, match=name):
         IncreasingBatchSize(**kwargs)
+
+
+def test_config_round_trip():
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    assert IncreasingBatchSize(**ibs.get_config()).get_config() == ibs.get_config()
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(zoo.callbacks.increasing_batch_size)
+    assert result.attempted >= 3 and result.failed == 0
