@@ -64,15 +64,18 @@ def register(subparsers) -> None:
 
 
 def _train_command(args: argparse.Namespace) -> int:
+    from zoo.runs import RunFolder
     from zoo.tf_quiet import import_tensorflow
 
     given = given_flags(args, ArgMaxConfig)
     fields = {key: value for key, value in given.items() if key != "recipe"}
     config = ArgMaxConfig.for_recipe(given.get("recipe", "seed"), **fields)
-    import_tensorflow(verbose=getattr(args, "verbose", False))
-    from zoo.tasks.argmax.training import train
+    # The folder is checked (owner, lock, saved settings) before TensorFlow loads.
+    with RunFolder.open(args.run, TASK, config, given=given) as run:
+        import_tensorflow(verbose=getattr(args, "verbose", False))
+        from zoo.tasks.argmax.training import train
 
-    train(config, args.run, given=given, verbose=0 if args.quiet else 1)
+        train(config, run, verbose=0 if args.quiet else 1)
     return 0
 
 
@@ -115,14 +118,15 @@ def _tune_command(args: argparse.Namespace) -> int:
     config = config_from_args(ArgMaxTuneConfig, args)
     import_tensorflow(verbose=getattr(args, "verbose", False))
     from zoo.tasks.argmax.hypermodel import require_keras_tuner
+
+    require_keras_tuner()  # before any folder is made
     from zoo.tasks.argmax.search import TRIALS, open_search, tune
 
-    require_keras_tuner()
     with open_search(config, args.run, args.resume, given) as run:
         frame = tune(run, verbose=0 if args.quiet else 1)
     print(frame.to_string(index=False))
     best = frame.iloc[0]
     print(f"{len(frame)} trials in {run.file(TRIALS)}; best: trial {best['trial']}, "
           f"{best['depth']} x {best['block']} (hidden {best['hidden']}, "
-          f"{best['parameters']} parameters), validation Err {best['val_err']:.4f}")
+          f"{best['parameters']} parameters), validation Err {best['val_err']}")
     return 0

@@ -181,7 +181,8 @@ def train(
     """Trains ArgMaxNet in a run folder, resuming it if it holds a run; returns the folder.
 
     Args:
-        config: the settings (`ArgMaxConfig.for_recipe(...)`).
+        config: the settings (`ArgMaxConfig.for_recipe(...)`); when `run` is an open
+            `RunFolder`, its config (the saved one on resume) is used instead.
         run: an open `RunFolder`, or a path (None: a new `runs/argmax/<UTC time>/`), opened
             with `RunFolder.open` and closed again at the end.
         given: the settings the caller chose explicitly, checked against a resumed run's
