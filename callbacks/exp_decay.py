@@ -1,8 +1,9 @@
 """`ExpDecay`: per-epoch exponential learning-rate decay, a function of the epoch."""
 
+import dataclasses
 import math
 import weakref
-from typing import Optional
+from typing import Any, Optional
 
 import keras
 
@@ -10,7 +11,21 @@ from zoo.errors import UsageError
 from zoo.validation import check_float
 
 
-def _read_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
+@dataclasses.dataclass
+class _Curve:
+    """What `ExpDecay` knows of one optimizer's learning rate; kept per optimizer, so a new
+    `ExpDecay` on the same optimizer (a `fit` resumed in the same process) continues it."""
+
+    initial: float  # lr_0
+    last_set: float  # the rate an ExpDecay set last (a different rate means a new curve)
+    reduction: float = 1.0  # the product of outside changes (ReduceLROnPlateau) so far
+    in_force: Optional[float] = None  # this fit's rate, None before its first epoch
+
+
+_CURVES: "weakref.WeakKeyDictionary[Any, _Curve]" = weakref.WeakKeyDictionary()
+
+
+def _read_learning_rate(optimizer: Any) -> float:
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
@@ -22,19 +37,20 @@ class ExpDecay(keras.callbacks.Callback):
     the epoch `e`, never of the previous rate, so a run resumed by
     `keras.callbacks.BackupAndRestore` (any number of times) or started with
     `initial_epoch` lands on the same curve. `lr_0` is `initial_learning_rate`
-    when given, else the optimizer's learning rate when this callback first
-    meets the optimizer (in `set_model`, before any callback's
-    `on_train_begin` restores a backup). A new `ExpDecay` on an optimizer
-    that an earlier `fit` already decayed needs `initial_learning_rate`.
-    The rate in force is logged as `learning_rate` every epoch.
+    when given, else the optimizer's rate before any `ExpDecay` changed it:
+    read when the callback meets the optimizer (`set_model`, before any
+    callback restores a backup in `on_train_begin`) and remembered per
+    optimizer, so a new `ExpDecay` on an optimizer that an `ExpDecay` decayed
+    continues the same curve. A rate set by hand in between starts a new
+    curve from that rate. The rate in force is logged as `learning_rate`.
 
     With `keras.callbacks.ReduceLROnPlateau` (or anything else that changes
-    the learning rate between epochs) the two compose: each change found at
-    the start of an epoch scales every later rate by the same factor, so
-    `lr_e = max(floor, lr_0 * rate**e) * reduction`, `reduction` being the
-    product of the factors applied since this callback's first `fit`. The
-    reduction lives in the callback: a new `ExpDecay` (a resumed process)
-    starts again from 1, as `ReduceLROnPlateau`'s own counters do.
+    the rate between epochs) the two compose: each change found at the start
+    of an epoch (or the end of `fit`) scales every later rate by the same
+    factor, `lr_e = max(floor, lr_0 * rate**e) * reduction`, `reduction` being
+    the product of those factors. It is kept per optimizer in this process; a
+    new process (a `BackupAndRestore` resume) starts it again at 1, as
+    `ReduceLROnPlateau` restarts its own counters.
 
     Args:
         rate: float in `(0, 1]`, the per-epoch factor (0.9 in the lrd seed,
@@ -75,29 +91,20 @@ class ExpDecay(keras.callbacks.Callback):
             )
         self.initial_learning_rate = initial_learning_rate
         self.verbose = verbose
-        self.reduction = 1.0
-        self._captured_lr0: Optional[float] = None
-        self._captured_from = None  # weak reference to the optimizer lr_0 was read from
-        self._in_force: Optional[float] = None
-
-    @property
-    def initial_rate(self) -> Optional[float]:
-        """`lr_0`: `initial_learning_rate`, or the rate captured from the optimizer."""
-        if self.initial_learning_rate is not None:
-            return self.initial_learning_rate
-        return self._captured_lr0
+        self._curve: Optional[_Curve] = None
 
     def learning_rate_at(self, epoch: int) -> float:
-        """`max(floor, lr_0 * rate**epoch) * reduction`."""
-        if self.initial_rate is None:
+        """The rate of `epoch`: `max(floor, lr_0 * rate**epoch) * reduction`."""
+        initial = self._curve.initial if self._curve else self.initial_learning_rate
+        if initial is None:
             raise UsageError(
                 "ExpDecay has no initial learning rate yet: pass `initial_learning_rate` "
                 "or use it in `fit` first."
             )
-        lr = self.initial_rate * self.rate**epoch
+        lr = initial * self.rate**epoch
         if self.floor is not None:
             lr = max(lr, self.floor)
-        return lr * self.reduction
+        return lr * (self._curve.reduction if self._curve else 1.0)
 
     def set_model(self, model: keras.Model) -> None:
         super().set_model(model)
@@ -110,39 +117,40 @@ class ExpDecay(keras.callbacks.Callback):
                 "ExpDecay needs an optimizer with a float `learning_rate`, but it holds a "
                 f"{schedule.get('class_name', 'LearningRateSchedule')} schedule."
             )
-        captured_from = self._captured_from() if self._captured_from is not None else None
-        if captured_from is not optimizer:
-            # A new optimizer is a new run: its current rate is lr_0 (read before any
-            # BackupAndRestore restores a decayed one in on_train_begin).
-            self._captured_lr0 = _read_learning_rate(optimizer)
-            self._captured_from = weakref.ref(optimizer)
-            self.reduction = 1.0
-
-    def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        if self.model.optimizer is None or self.initial_rate is None:
-            raise UsageError("ExpDecay needs a compiled model with an optimizer.")
-        # A restore between fits (BackupAndRestore) is not a reduction.
-        self._in_force = None
+        current = _read_learning_rate(optimizer)
+        curve = _CURVES.get(optimizer)
+        if curve is None or not math.isclose(current, curve.last_set, rel_tol=1e-6):
+            curve = _CURVES[optimizer] = _Curve(initial=current, last_set=current)
+        if self.initial_learning_rate is not None:
+            curve.initial = self.initial_learning_rate
+        curve.in_force = None  # a restore before the first epoch is not a reduction
+        self._curve = curve
 
     def _take_in_outside_changes(self) -> None:
-        """Folds a change made by another callback since the last epoch into `reduction`."""
-        if self._in_force is not None:
-            current = _read_learning_rate(self.model.optimizer)
-            if not math.isclose(current, self._in_force, rel_tol=1e-6):
-                self.reduction *= current / self._in_force
-                self._in_force = current
+        """Folds a change made by someone else since this fit's last epoch into `reduction`."""
+        curve = self._curve
+        if curve.in_force is None:
+            return
+        current = _read_learning_rate(self.model.optimizer)
+        if not math.isclose(current, curve.in_force, rel_tol=1e-6):
+            curve.reduction *= current / curve.in_force
+            curve.in_force = curve.last_set = current
+
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        if self._curve is None:
+            raise UsageError("ExpDecay needs a model compiled with an optimizer.")
 
     def on_epoch_begin(self, epoch: int, logs: Optional[dict] = None) -> None:
         self._take_in_outside_changes()
         optimizer = self.model.optimizer
         optimizer.learning_rate = self.learning_rate_at(epoch)
-        self._in_force = _read_learning_rate(optimizer)
+        self._curve.in_force = self._curve.last_set = _read_learning_rate(optimizer)
         if self.verbose:
-            print(f"ExpDecay: epoch {epoch + 1} learning rate {self._in_force:.6g}", flush=True)
+            print(f"ExpDecay: epoch {epoch + 1} learning rate {self._curve.in_force:.6g}")
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        if logs is not None and self._in_force is not None:
-            logs["learning_rate"] = self._in_force
+        if logs is not None and self._curve.in_force is not None:
+            logs["learning_rate"] = self._curve.in_force
 
     def on_train_end(self, logs: Optional[dict] = None) -> None:
         self._take_in_outside_changes()
