@@ -28,8 +28,8 @@ _MODULES = {
     "hypermodel": ("ReasoningHyperModel",),
     "sweep": ("ExperimentGridOracle", "SweepTuner", "grid", "make_tuner", "run_sweep",
               "sweep_counts"),
-    "report": ("COLUMNS", "collect", "complete_cells", "plot_heatmap", "read_trials", "report",
-               "report_from_csv", "summarize"),
+    "report": ("COLUMNS", "collect", "complete_cells", "plot_heatmap", "read_trials",
+               "report_from_csv", "report_sweep", "summarize"),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 

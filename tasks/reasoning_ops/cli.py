@@ -182,13 +182,13 @@ def _already_finished(run) -> int:
 def _report(args) -> int:
     if args.output is not None and args.results is None:
         raise UsageError("`--output` goes with --results (a --run report is written into the run).")
-    from zoo.tasks.reasoning_ops.report import report, report_from_csv
+    from zoo.tasks.reasoning_ops.report import report_from_csv, report_sweep
 
     if args.results is not None:
         pivot, pivot_path, heatmap_path = report_from_csv(args.results, args.output)
         written = f"{pivot_path}, {heatmap_path}"
     else:
-        pivot = report(args.run)
+        pivot = report_sweep(args.run)
         written = f"{Path(args.run) / 'results.csv'}, pivot.csv, heatmap.png"
     print(pivot.round(3).to_string())
     compared, cells = pivot.attrs["cells"]

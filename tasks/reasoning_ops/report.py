@@ -206,8 +206,7 @@ def plot_heatmap(frame, label: str):
     plt = matplotlib_agg()
     rows, columns = values.shape
     figure, axis = plt.subplots(figsize=(8.4, 1.9 + 0.27 * rows))
-    colormap = plt.get_cmap("viridis").copy()
-    colormap.set_bad("#d9d9d9")
+    colormap = plt.get_cmap("viridis").with_extremes(bad="#d9d9d9")
     image = axis.imshow(np.ma.masked_invalid(values), cmap=colormap, vmin=0, vmax=1,
                         aspect="auto")
     axis.axvline(columns - 1.5, color="white", linewidth=3)
@@ -257,7 +256,7 @@ def write_report(frame, pivot_path, heatmap_path, label: str, results_path=None)
     return pivot
 
 
-def report(directory):
+def report_sweep(directory):
     """The report of the sweep in run folder `directory`: `results.csv` (every finished or
     failed experiment), `pivot.csv` and `heatmap.png` (the cells every network has finished),
     written into the folder; returns the pivot."""
