@@ -34,3 +34,18 @@ def test_bad_dims():
         PCA(0)
     with pytest.raises(ValueError, match="dims"):
         PCA(10).fit(np.zeros((20, 4)))
+
+
+def test_unwhitened_codes_keep_the_variances(tmp_path):
+    x = np.random.default_rng(2).normal(size=(400, 3)) * np.array([3.0, 1.0, 0.1])
+    pca = PCA(2, whiten=False).fit(x)
+    np.testing.assert_allclose(pca.transform(x).std(axis=0, ddof=1), [3.0, 1.0], rtol=0.1)
+    pca.save(tmp_path / "pca.npz")
+    restored = PCA.load(tmp_path / "pca.npz")
+    assert restored.whiten is False
+    np.testing.assert_array_equal(restored.transform(x), pca.transform(x))
+
+
+def test_use_before_fit_names_fit():
+    with pytest.raises(ValueError, match="fit"):
+        PCA(2).transform(np.zeros((3, 4)))
