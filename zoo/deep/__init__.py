@@ -1,9 +1,22 @@
-"""The absurdly deep residual core (seed `003`): exact chunk-checkpointed SGD, XLA kernels,
-in-memory or streamed weights, and a Keras layer."""
+"""The absurdly deep residual core (seed `003`): exact chunk-checkpointed SGD, native or XLA
+kernels, in-memory or streamed crash-safe weights, and a Keras layer."""
 
-from zoo.deep.core import DeepNetwork
-from zoo.deep.kernels import ACTIVATIONS, ChunkKernels
+from zoo.deep.core import DeepNetwork, initial_head, pack_record, record_capacity, unpack_record
+from zoo.deep.kernels import ACTIVATIONS, ChunkKernels, select_kernels
 from zoo.deep.layer import DeepResidualCore
-from zoo.deep.storage import FileWeights, InMemoryWeights, TornFileError
+from zoo.deep.storage import FileWeights, InMemoryWeights, init_layers
 
-__all__ = ["ACTIVATIONS", "ChunkKernels", "DeepNetwork", "DeepResidualCore", "FileWeights", "InMemoryWeights", "TornFileError"]
+__all__ = [
+    "ACTIVATIONS",
+    "ChunkKernels",
+    "DeepNetwork",
+    "DeepResidualCore",
+    "FileWeights",
+    "InMemoryWeights",
+    "init_layers",
+    "initial_head",
+    "pack_record",
+    "record_capacity",
+    "select_kernels",
+    "unpack_record",
+]

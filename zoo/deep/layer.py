@@ -3,6 +3,7 @@ import tensorflow as tf
 
 from zoo.deep.core import KERNELS, select_kernels
 from zoo.deep.kernels import ACTIVATIONS
+from zoo.errors import UsageError
 from zoo.validation import check_positive_int
 
 
@@ -40,11 +41,11 @@ class DeepResidualCore(keras.layers.Layer):
         check_positive_int("layers", layers)
         check_positive_int("chunk_layers", chunk_layers)
         if activation not in ACTIVATIONS:
-            raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
+            raise UsageError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
         if alpha is not None and alpha <= 0:
-            raise ValueError(f"`alpha` must be > 0, got {alpha!r}.")
+            raise UsageError(f"`alpha` must be > 0, got {alpha!r}.")
         if kernels not in KERNELS:
-            raise ValueError(f"`kernels` must be one of {', '.join(KERNELS)}, got {kernels!r}.")
+            raise UsageError(f"`kernels` must be one of {', '.join(KERNELS)}, got {kernels!r}.")
         self.layers = layers
         self.activation = activation
         self.alpha = alpha
@@ -54,8 +55,12 @@ class DeepResidualCore(keras.layers.Layer):
 
     @property
     def kernels(self):
-        """The chunk kernels for the layer's dtype (chosen on first use)."""
-        dtype = self.variable_dtype if not self.built else self.kernel.dtype
+        """The chunk kernels for the layer's compute dtype."""
+        return self.kernels_for(self.compute_dtype)
+
+    def kernels_for(self, dtype):
+        """The chunk kernels for `dtype` (chosen once per dtype)."""
+        dtype = tf.as_dtype(dtype).name
         if dtype not in self._kernels:
             alpha = self.alpha if self.alpha is not None else self.layers**-0.5
             self._kernels[dtype] = select_kernels(self.activation, alpha, dtype, self.kernels_kind)
@@ -72,7 +77,7 @@ class DeepResidualCore(keras.layers.Layer):
         return [(start, min(start + step, self.layers)) for start in range(0, self.layers, step)]
 
     def call(self, inputs):
-        chunks, kernels = self.chunks, self.kernels
+        chunks, kernels = self.chunks, self.kernels_for(inputs.dtype)
 
         @tf.custom_gradient
         def core(h, W, b):

@@ -1,0 +1,58 @@
+"""The deep task's configs (standard library only, so `zoo deep --help` stays light)."""
+
+import dataclasses
+
+from zoo.validation import check_choice, check_float, check_non_negative_int, check_positive_int
+from zoo.errors import UsageError
+
+ACTIVATIONS = ("softsign", "tanh", "relu")  # zoo.deep.kernels.ACTIVATIONS, without TensorFlow
+KERNELS = ("auto", "native", "xla")
+INPUTS, CLASSES = 784, 10  # MNIST: flat 28 x 28 pixels, 10 digits
+
+
+def _field(default, help_text, **metadata):
+    return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
+
+
+@dataclasses.dataclass
+class DeepConfig:
+    """A deep-core run; the defaults are a quick 10,000-layer look (the seed's smoke test).
+
+    Saved in the run folder; a resumed run keeps it, and only `--steps` may be raised."""
+
+    layers: int = _field(10_000, "core depth L")
+    width: int = _field(4, "core width w")
+    activation: str = _field("softsign", "core activation", choices=ACTIVATIONS)
+    alpha: float = _field(0.0, "residual scale (0: 1/sqrt(L))")
+    chunk_layers: int = _field(100_000, "layers per checkpointed chunk")
+    steps: int = _field(1000, "total SGD steps", extends=True)
+    batch: int = _field(16, "minibatch size (drawn with replacement)")
+    layer_lr: float = _field(0.01, "learning rate of the core and stem")
+    head_lr: float = _field(0.01, "learning rate of the head")
+    seed: int = _field(0, "seed of the init and the batches")
+    report_every: int = _field(10, "steps per history row")
+    in_memory: bool = _field(False, "train with the core in RAM (saved every --save-every steps)")
+    save_every: int = _field(100, "with --in-memory: steps between commits to the weights file")
+    float64: bool = _field(False, "float64 weights (exactness checks)")
+
+    def __post_init__(self):
+        for name, high in (("layers", 10**10), ("width", 4096), ("chunk_layers", 10**9), ("batch", 60_000),
+                           ("report_every", 10**9), ("save_every", 10**9)):
+            _check_int(name, getattr(self, name), high, positive=True)
+        _check_int("steps", self.steps, 10**9, positive=False)
+        _check_int("seed", self.seed, 2**32 - 1, positive=False)
+        self.alpha = check_float("--alpha", self.alpha, low=0)
+        for name in ("layer_lr", "head_lr"):
+            setattr(self, name, check_float(_flag(name), getattr(self, name), low=0, low_inclusive=False))
+        check_choice("--activation", self.activation, ACTIVATIONS)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _check_int(name, value, high, positive):
+    check = check_positive_int if positive else check_non_negative_int
+    value = check(_flag(name), value)
+    if value > high:
+        raise UsageError(f"`{_flag(name)}` must be at most {high:,}, got {value:,}.")
