@@ -212,6 +212,13 @@ def make_tuner(directory, config: SweepConfig, *, protocol: Optional[Protocol] =
                           quiet=quiet)
 
 
+def remove_stale_temporaries(directory) -> None:
+    """Removes the temporary files (`.<name>.<random>.tmp<suffix>`) an atomic write killed
+    before its rename leaves in the sweep's folder; call only while no other process writes."""
+    for path in Path(directory, PROJECT).rglob(".*.tmp*"):
+        path.unlink(missing_ok=True)
+
+
 class _NoRetracingWarnings(logging.Filter):
     """Every experiment compiles its own loop by design; TensorFlow's "excessive retracing"
     warning about that would fill a sweep's log."""
@@ -260,6 +267,8 @@ def run_sweep(run: Union[RunFolder, str, Path], config: SweepConfig, *,
     tuner = make_tuner(directory, config, protocol=protocol, audit_log=audit_log,
                        trials_per_process=trials_per_process, quiet=quiet)
     if folder:
+        if not os.environ.get("KERASTUNER_ORACLE_IP"):  # alone: no other writer in the folder
+            remove_stale_temporaries(directory)
         folder.mark_running()
     try:
         tuner.search(verbose=0)

@@ -206,6 +206,7 @@ def test_the_protocol_stops_once_solved_and_reports_where():
     assert unsolvable["global_step"] == PROFILES["test"].final_steps
 
 
+@pytest.mark.slow
 def test_a_diverged_rate_is_a_failed_candidate_and_all_diverged_fails_the_experiment():
     protocol = Protocol(lrs=(1e30, 1e-2), search_steps=20, final_steps=20, train_size=2000,
                         test_size=200, eval_every=10, final_eval_every=10)
