@@ -1,11 +1,13 @@
 """The reasoning-operations sweep on keras-tuner, then its report (seed 004).
 
-    python examples/reasoning_sweep.py                        # quick profile, this process
-    python examples/reasoning_sweep.py --workers 2            # a chief and 2 local workers
-    python examples/reasoning_sweep.py --profile seed         # the seed's full grid (hours; resumes)
+    python examples/reasoning_sweep.py                             # quick profile, this process
+    python examples/reasoning_sweep.py --workers 2                 # a chief and 2 local workers
+    python examples/reasoning_sweep.py --profile seed --run runs/reasoning-ops/seed  # hours
 
-Workers on other machines: run `zoo reasoning-ops run` there with KERASTUNER_TUNER_ID=tunerN,
-KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT pointing at the chief.
+The sweep goes to `--run` (default `runs/reasoning-ops/example`); running the same command
+again resumes it (the folder's saved config is the truth: another --profile is an error).
+Workers on other machines: run `zoo reasoning-ops run --run DIR` there with the same flags and
+KERASTUNER_TUNER_ID=tunerN, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT naming the chief.
 """
 
 import sys
@@ -14,6 +16,8 @@ from zoo.cli import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
-    directory = argv[argv.index("--directory") + 1] if "--directory" in argv else "runs/reasoning-ops"
-    code = main(["reasoning-ops", "run", *argv] + ([] if "--directory" in argv else ["--directory", directory]))
-    sys.exit(code or main(["reasoning-ops", "report", "--directory", directory]))
+    if "--run" not in argv:
+        argv += ["--run", "runs/reasoning-ops/example"]
+    run = argv[argv.index("--run") + 1]
+    code = main(["reasoning-ops", "run", *argv])
+    sys.exit(code or main(["reasoning-ops", "report", "--run", run]))
