@@ -91,8 +91,7 @@ def _is_worker() -> bool:
 def worker_config(path, given: dict) -> SweepConfig:
     """A worker's config: the folder's saved one when it holds a sweep (the given flags must
     match it), else the flags' (a worker on another machine). Reads only."""
-    from zoo.runs import CONFIG, read_json
-
+    from zoo.runs import CONFIG
     from zoo.tasks.reasoning_ops.report import check_run_folder
 
     if path is None:

@@ -130,7 +130,8 @@ def test_resume_with_other_settings_is_one_line_and_changes_nothing(tmp_path, ca
     assert main(["reasoning-ops", "run", "--run", str(run), *flags]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and named in error
-    assert {path.name: path.read_bytes() for path in run.iterdir() if path.name != ".lock"} == before
+    after = {path.name: path.read_bytes() for path in run.iterdir() if path.name != ".lock"}
+    assert after == before
 
 
 def damage(path, how):
