@@ -1,3 +1,5 @@
+from typing import Any, Union
+
 import keras
 from keras import ops
 
@@ -29,13 +31,19 @@ class SignSGD(keras.optimizers.Optimizer):
         Non-Convex Problems"; the memory-informed network notes (seed `001`).
     """
 
-    def __init__(self, learning_rate=0.001, momentum=0.0, name="sign_sgd", **kwargs):
+    def __init__(
+        self,
+        learning_rate: Union[float, keras.optimizers.schedules.LearningRateSchedule] = 0.001,
+        momentum: float = 0.0,
+        name: str = "sign_sgd",
+        **kwargs: Any,
+    ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
             raise ValueError(f"`momentum` must be a float in [0, 1), got {momentum!r}.")
         self.momentum = momentum
 
-    def build(self, variables):
+    def build(self, variables: list) -> None:
         if self.built:
             return
         super().build(variables)
@@ -43,7 +51,7 @@ class SignSGD(keras.optimizers.Optimizer):
         if self.momentum > 0:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         if self.momentum > 0:
@@ -55,7 +63,7 @@ class SignSGD(keras.optimizers.Optimizer):
             direction = ops.sign(gradient)
         self.assign_sub(variable, lr * direction)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = super().get_config()
         config.update({"momentum": self.momentum})
         return config

@@ -1,11 +1,17 @@
+import doctest
+
 import numpy as np
 import pytest
 
+import zoo.data
 from zoo.data import ResizableBatches, load_mnist
+from zoo.errors import UsageError
 
 
 def test_real_mnist_from_the_original_files(mnist_dir, tfds_dir):
-    train_x, train_y = load_mnist("train", as_numpy=True, normalize=False, manual_dir=str(mnist_dir), data_dir=tfds_dir)
+    train_x, train_y = load_mnist(
+        "train", as_numpy=True, normalize=False, manual_dir=str(mnist_dir), data_dir=tfds_dir
+    )
     test_x, test_y = load_mnist("test", as_numpy=True, manual_dir=str(mnist_dir), data_dir=tfds_dir)
     assert train_x.shape == (60000, 28, 28, 1) and train_x.dtype == np.uint8
     assert test_x.shape == (10000, 28, 28, 1) and test_x.dtype == np.float32
@@ -19,25 +25,68 @@ def test_real_mnist_from_the_original_files(mnist_dir, tfds_dir):
 
 
 def test_bad_split():
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(UsageError, match="split"):
         load_mnist("validation")
+
+
+def epoch_ids(data):
+    return np.concatenate([data[i][1] for i in range(len(data))])
 
 
 def test_resizable_batches_cover_every_example_once():
     data = ResizableBatches(np.arange(10)[:, None], np.arange(10), batch_size=4, seed=1)
-    assert len(data) == 3
-    seen = np.concatenate([data[i][1] for i in range(len(data))])
-    assert sorted(seen) == list(range(10))
-    first_order = seen.copy()
+    assert len(data) == 3 and [len(data[i][1]) for i in range(3)] == [4, 4, 2]
+    first = epoch_ids(data)
+    assert sorted(first) == list(range(10))
     data.on_epoch_end()
     data.batch_size = 3
     assert len(data) == 4
-    seen = np.concatenate([data[i][1] for i in range(len(data))])
-    assert sorted(seen) == list(range(10)) and not np.array_equal(seen, first_order)
+    second = epoch_ids(data)
+    assert sorted(second) == list(range(10)) and not np.array_equal(second, first)
+    with pytest.raises(IndexError):
+        data[4]
 
 
-def test_resizable_batches_bad_input():
-    with pytest.raises(ValueError, match="batch_size"):
-        ResizableBatches(np.zeros((3, 1)), np.zeros(3), batch_size=0)
-    with pytest.raises(ValueError, match="same length"):
-        ResizableBatches(np.zeros((3, 1)), np.zeros(4), batch_size=1)
+def test_resizable_batches_order_is_a_function_of_seed_and_epoch():
+    def order(seed, epoch, batch_size=3):
+        data = ResizableBatches(np.arange(20), np.arange(20), batch_size=batch_size, seed=seed)
+        data.epoch = epoch
+        return epoch_ids(data)
+
+    # what a run resumed at epoch 5 sees is what an uninterrupted run sees at epoch 5
+    walked = ResizableBatches(np.arange(20), np.arange(20), batch_size=3, seed=7)
+    for _ in range(5):
+        walked.on_epoch_end()
+    np.testing.assert_array_equal(epoch_ids(walked), order(7, 5))
+    np.testing.assert_array_equal(order(7, 5), order(7, 5, batch_size=6))  # batch size aside
+    assert not np.array_equal(order(7, 5), order(7, 6))
+    assert not np.array_equal(order(7, 5), order(8, 5))
+    unseeded = ResizableBatches(np.arange(20), np.arange(20), batch_size=3)
+    unseeded.epoch = 2
+    again = epoch_ids(unseeded)
+    unseeded.epoch = 2
+    np.testing.assert_array_equal(epoch_ids(unseeded), again)
+
+
+def test_resizable_batches_without_shuffle_keep_the_order():
+    data = ResizableBatches(np.arange(7), np.arange(7), batch_size=2, shuffle=False)
+    data.on_epoch_end()
+    np.testing.assert_array_equal(epoch_ids(data), np.arange(7))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 0}, "batch_size"),
+    ({"x": np.zeros((3, 1)), "y": np.zeros(4), "batch_size": 1}, "same length"),
+    ({"x": np.zeros((0, 1)), "y": np.zeros(0), "batch_size": 1}, "at least one"),
+    ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 1, "seed": -1}, "seed"),
+    ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 1, "use_multiprocessing": True},
+     "use_multiprocessing"),
+])
+def test_resizable_batches_bad_input(kwargs, name):
+    with pytest.raises(UsageError, match=name):
+        ResizableBatches(**kwargs)
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(zoo.data)
+    assert result.attempted >= 5 and result.failed == 0

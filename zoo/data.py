@@ -36,7 +36,9 @@ def _builder(name: str, data_dir: Optional[str] = None, manual_dir: Optional[str
         try:
             builder.download_and_prepare(download_config=config)
         except Exception as error:  # tfds raises many kinds; the user needs one line
-            hint = " Point `manual_dir` or ZOO_MNIST_DIR at the original .gz files." if name == "mnist" else ""
+            hint = ""
+            if name == "mnist":
+                hint = " Point `manual_dir` or ZOO_MNIST_DIR at the original .gz files."
             raise UsageError(
                 f"`dataset` {name!r} is not prepared in {builder.data_dir} and could not be "
                 f"downloaded ({type(error).__name__}).{hint}"
@@ -84,7 +86,8 @@ def load_images(
     if as_numpy:
         import tensorflow_datasets as tfds
 
-        chunks = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).batch(10000)
+        examples = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+        chunks = examples.batch(10000)
         arrays = list(tfds.as_numpy(chunks))
         images = np.concatenate([chunk[0] for chunk in arrays])
         labels = np.concatenate([chunk[1] for chunk in arrays])
@@ -107,8 +110,9 @@ def load_mnist(
 
     Example:
 
+    >>> from zoo.data import load_mnist
     >>> images, labels = load_mnist("test", as_numpy=True)  # doctest: +SKIP
-    >>> images.shape, labels.shape
+    >>> images.shape, labels.shape  # doctest: +SKIP
     ((10000, 28, 28, 1), (10000,))
     """
     return load_images("mnist", split, **kwargs)

@@ -108,7 +108,9 @@ def test_reduce_lr_on_plateau_composes():
     # A monitored value that never improves after epoch 0: with patience 1 the plateau
     # callback halves the rate at every epoch end from epoch 1 on.
     model = small_model(0.1)
-    plateau = keras.callbacks.ReduceLROnPlateau("parameter_count", factor=0.5, patience=1, mode="min")
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        "parameter_count", factor=0.5, patience=1, mode="min"
+    )
 
     class Constant(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
