@@ -2,7 +2,7 @@
 
 import math
 import sys
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import keras
 
@@ -47,9 +47,10 @@ def equivalent_batch_schedule(
 class _FitLoop(NamedTuple):
     """What `IncreasingBatchSize` needs from the running `fit`."""
 
-    training_data: Any  # what `fit` trains on, as its data adapter holds it
+    training_data: Any  # the PyDataset `fit` trains on, or None for any other kind of data
+    training_kind: str  # how Keras reads the training data, for error messages
     steps_per_epoch: Optional[int]  # `fit(steps_per_epoch=...)`
-    set_steps: Any  # `set_steps(n)`: the epoch loop runs n steps
+    set_steps: Callable[[int], None]  # the epoch loop and the progress bar run this many steps
 
 
 def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
@@ -58,15 +59,17 @@ def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
     Keras 3 reads the number of batches once per `fit` (`EpochIterator.reset`)
     and offers no hook to change it, nor a handle on the iterator. This finds
     the `fit` frame that holds both the `CallbackList` containing `callback`
-    and an `EpochIterator`, checks the internals relied on, and raises naming
-    the Keras version when they differ. Never a silent fallback.
+    and one `EpochIterator` (by type and identity, not by variable names),
+    checks the internals it relies on, and raises naming the Keras version
+    when they differ: never a silent fallback.
     """
     unsupported = (
-        f"IncreasingBatchSize relies on Keras 3 training-loop internals that differ in "
+        "IncreasingBatchSize relies on Keras 3 training-loop internals that differ in "
         f"Keras {keras.__version__} (written for 3.15)"
     )
     try:
         from keras.src.callbacks.callback_list import CallbackList
+        from keras.src.trainers.data_adapters.data_adapter import DataAdapter
         from keras.src.trainers.epoch_iterator import EpochIterator
     except ImportError as error:
         raise RuntimeError(f"{unsupported}: {error}.") from None
@@ -74,22 +77,27 @@ def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
     while frame is not None:
         if frame.f_code.co_name == "fit":
             values = list(frame.f_locals.values())
-            lists = [v for v in values if isinstance(v, CallbackList)]
             iterators = [v for v in values if isinstance(v, EpochIterator)]
-            if len(iterators) == 1 and any(
-                c is callback for cl in lists for c in cl.callbacks
-            ):
+            lists = [v for v in values if isinstance(v, CallbackList) and callback in v.callbacks]
+            if len(iterators) == 1 and len(lists) == 1:
                 break
         frame = frame.f_back
     else:
         raise RuntimeError(
-            f"{unsupported}: no `fit` frame holds this callback and an EpochIterator "
-            "(IncreasingBatchSize works only inside `model.fit`)."
+            f"{unsupported}, or it runs outside `model.fit`: no `fit` holds this callback "
+            "and an EpochIterator."
         )
-    iterator, callback_list = iterators[0], [cl for cl in lists if callback in cl.callbacks][0]
+    iterator, callback_list = iterators[0], lists[0]
     adapter = getattr(iterator, "data_adapter", None)
-    if "_num_batches" not in vars(iterator) or not hasattr(iterator, "steps_per_epoch"):
-        raise RuntimeError(f"{unsupported}: EpochIterator has no `_num_batches`.")
+    if (
+        "_num_batches" not in vars(iterator)
+        or not hasattr(iterator, "steps_per_epoch")
+        or not isinstance(adapter, DataAdapter)
+    ):
+        raise RuntimeError(
+            f"{unsupported}: EpochIterator lacks `_num_batches`, `steps_per_epoch` or "
+            "`data_adapter`."
+        )
 
     def set_steps(steps: int) -> None:
         iterator._num_batches = steps
@@ -102,8 +110,10 @@ def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
                 if other.progbar is not None:
                     other.progbar.target = steps
 
+    training_data = getattr(adapter, "py_dataset", None)
     return _FitLoop(
-        training_data=getattr(adapter, "py_dataset", adapter),
+        training_data=training_data,
+        training_kind=type(training_data if training_data is not None else adapter).__name__,
         steps_per_epoch=iterator.steps_per_epoch,
         set_steps=set_steps,
     )
@@ -181,7 +191,7 @@ class IncreasingBatchSize(keras.callbacks.Callback):
         if not isinstance(data, ResizableBatches):
             raise UsageError(
                 "IncreasingBatchSize needs `fit` to train on a zoo.data.ResizableBatches "
-                f"(build it with `ibs.dataset(x, y)`), got {type(data).__name__}."
+                f"(build it with `ibs.dataset(x, y)`), got {loop.training_kind}."
             )
         if loop.steps_per_epoch:
             raise UsageError(

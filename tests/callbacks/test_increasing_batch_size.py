@@ -315,3 +315,21 @@ def test_config_round_trip():
 def test_docstring_examples_run():
     result = doctest.testmod(zoo.callbacks.increasing_batch_size)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def test_outside_fit_the_error_names_the_keras_version():
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    with pytest.raises(RuntimeError, match=re.escape(f"Keras {keras.__version__}")):
+        ibs.on_epoch_begin(0)
+
+
+def test_changed_keras_internals_fail_loudly(monkeypatch):
+    from keras.src.trainers.epoch_iterator import EpochIterator
+
+    # A Keras whose epoch loop no longer takes its step count from `_num_batches`.
+    monkeypatch.setattr(EpochIterator, "num_batches", property(lambda self: 10**6))
+    ibs = IncreasingBatchSize(**SCHEDULE)
+    model = compiled_model()
+    with pytest.raises(RuntimeError, match=re.escape(f"Keras {keras.__version__}")):
+        model.fit(ibs.dataset(*id_data()), epochs=2, callbacks=[ibs], verbose=0)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
