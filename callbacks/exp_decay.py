@@ -42,7 +42,10 @@ class ExpDecay(keras.callbacks.Callback):
     callback restores a backup in `on_train_begin`) and remembered per
     optimizer, so a new `ExpDecay` on an optimizer that an `ExpDecay` decayed
     continues the same curve. A rate set by hand in between starts a new
-    curve from that rate. The rate in force is logged as `learning_rate`.
+    curve from that rate. A model loaded from a file holds a new optimizer
+    whose rate is already decayed: pass `initial_learning_rate` there. The
+    rate in force is logged as `learning_rate` every epoch; place `ExpDecay`
+    before callbacks that read the logs (`CSVLogger`).
 
     With `keras.callbacks.ReduceLROnPlateau` (or anything else that changes
     the rate between epochs) the two compose: each change found at the start
