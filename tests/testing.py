@@ -87,9 +87,11 @@ def run_symbolic_call_test(
     """
     layer = cls(**init_kwargs)
     outputs = layer(symbolic_inputs(input_data))
-    assert output_shapes(outputs) == normalize_shapes(expected_output_shape), "symbolic shape"
+    got, want = output_shapes(outputs), normalize_shapes(expected_output_shape)
+    assert got == want, f"symbolic output shape {got}, expected {want}"
     for output in tree.flatten(outputs):
-        assert keras.backend.standardize_dtype(output.dtype) == expected_output_dtype
+        dtype = keras.backend.standardize_dtype(output.dtype)
+        assert dtype == expected_output_dtype, f"symbolic output dtype {dtype}"
     assert layer.built, f"{cls.__name__} is not built after a symbolic call"
 
 
@@ -98,13 +100,13 @@ def run_output_shape_test(cls: type, init_kwargs: dict, input_data: Any) -> Any:
     batch dimension. Returns the outputs of the real call."""
     layer = cls(**init_kwargs)
     outputs = layer(input_data)
-    shapes = input_shapes(input_data)
-    assert normalize_shapes(layer.compute_output_shape(shapes)) == output_shapes(outputs)
     inputs = symbolic_inputs(input_data)
-    symbolic = layer(inputs)
-    assert normalize_shapes(layer.compute_output_shape(input_shapes(inputs))) == output_shapes(
-        symbolic
-    )
+    for given, called in ((input_data, outputs), (inputs, layer(inputs))):
+        computed = normalize_shapes(layer.compute_output_shape(input_shapes(given)))
+        assert computed == output_shapes(called), (
+            f"compute_output_shape({input_shapes(given)}) = {computed}, "
+            f"the call returned {output_shapes(called)}"
+        )
     return outputs
 
 
