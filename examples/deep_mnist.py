@@ -4,7 +4,8 @@
     python examples/deep_mnist.py --layers 1000000 --in-memory     # a million layers
     python examples/deep_mnist.py --layers 10000000 --in-memory    # the seed's main run
 
-Any `zoo deep train` flag works; training resumes from the run folder if interrupted.
+Any `zoo deep train` flag works. The run folder (default runs/deep/example) resumes from its
+last commit if the run is interrupted, even by a kill -9.
 """
 
 import sys

@@ -137,9 +137,13 @@ class Trainer:
         """Runs inside each step just before its commit: divergence check, history row,
         committed state."""
         step = self.steps + 1
-        if not (math.isfinite(loss) and math.isfinite(accuracy)):
-            raise DivergenceError(f"loss became {loss} at step {step}; --layer-lr {self.config.layer_lr:g} or "
-                                  f"--head-lr {self.config.head_lr:g} is likely too high")
+        # A core gone non-finite shows in the stem's update (its gradient flows through every
+        # layer), so checking the loss and the small stem and head covers the whole network.
+        finite = all(np.isfinite(variable.numpy()).all() for variable in self.network.params.values())
+        if not (math.isfinite(loss) and finite):
+            what = f"the loss became {loss}" if not math.isfinite(loss) else "the weights became non-finite"
+            raise DivergenceError(f"training diverged at step {step}: {what}; --layer-lr "
+                                  f"{self.config.layer_lr:g} or --head-lr {self.config.head_lr:g} is likely too high")
         now = time.perf_counter()
         window = self.window
         window["loss"] += loss

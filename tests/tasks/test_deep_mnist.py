@@ -1,13 +1,20 @@
+"""The deep task: the run-folder contract, resume, eval, flags; real MNIST where it matters."""
+
 import json
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from zoo.tasks import deep_mnist
-from zoo.tasks.deep_mnist import DeepConfig, batch_indices
 from zoo.cli import main
 from zoo.deep import FileWeights
+from zoo.tasks import deep_mnist
+from zoo.tasks.deep_mnist import DeepConfig, batch_indices
+
+SMALL = ["--layers", "200", "--chunk-layers", "64", "--kernels", "xla", "--quiet"]
 
 
 @pytest.fixture
@@ -23,42 +30,104 @@ def test_batches_are_drawn_with_replacement_reproducibly():
     assert first.min() >= 0 and first.max() < 60000
 
 
-def test_resume_continues_the_same_sequence(tmp_path, mnist_env):
-    straight = DeepConfig(layers=200, chunk_layers=64, steps=6, report_every=1, run=str(tmp_path / "a"))
-    deep_mnist.train(straight, verbose=0)
-    first_half = DeepConfig(layers=200, chunk_layers=64, steps=3, report_every=1, run=str(tmp_path / "b"))
-    deep_mnist.train(first_half, verbose=0)
-    deep_mnist.train(DeepConfig(**{**first_half.__dict__, "steps": 6}), verbose=0)
+def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env):
+    assert main(["deep", "train", *SMALL, "--steps", "6", "--report-every", "1", "--run", str(tmp_path / "a")]) == 0
+    assert main(["deep", "train", *SMALL, "--steps", "3", "--report-every", "1", "--run", str(tmp_path / "b")]) == 0
+    assert main(["deep", "train", "--steps", "6", "--run", str(tmp_path / "b"), "--quiet", "--kernels", "xla"]) == 0
     history_a = pd.read_csv(tmp_path / "a" / "history.csv")
     history_b = pd.read_csv(tmp_path / "b" / "history.csv")
-    np.testing.assert_allclose(history_b["loss"], history_a["loss"], rtol=1e-6)
+    pd.testing.assert_frame_equal(history_b[["step", "loss", "accuracy"]], history_a[["step", "loss", "accuracy"]])
+    assert history_b["wall_seconds"].is_monotonic_increasing
     with FileWeights.open(tmp_path / "a" / "weights.bin") as a, FileWeights.open(tmp_path / "b" / "weights.bin") as b:
         assert a.steps == b.steps == 6
-        np.testing.assert_allclose(a._load(0, 200)[0], b._load(0, 200)[0], rtol=1e-6)
+        np.testing.assert_array_equal(a.load(0, 200)[0], b.load(0, 200)[0])
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["task"] == "deep" and config["config"]["steps"] == 6
+    assert set(config["versions"]) >= {"zoo", "tensorflow", "keras", "python"}
 
 
 def test_in_memory_training_learns_and_eval_reports(tmp_path, mnist_env, capsys):
     run = tmp_path / "mem"
     assert main(["deep", "train", "--layers", "100", "--chunk-layers", "30", "--steps", "150", "--batch", "16",
                  "--layer-lr", "0.05", "--head-lr", "0.05", "--in-memory", "--save-every", "50",
-                 "--run", str(run)]) == 0
+                 "--kernels", "xla", "--quiet", "--run", str(run)]) == 0
     history = pd.read_csv(run / "history.csv")
     assert history["loss"].iloc[-3:].mean() < history["loss"].iloc[:3].mean() - 0.2
-    assert main(["deep", "eval", "--run", str(run), "--samples", "1000"]) == 0
+    assert (run / "curves.png").stat().st_size > 10_000
+    assert main(["deep", "eval", "--run", str(run), "--samples", "1000", "--kernels", "xla", "--quiet"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test_accuracy"] > 0.3 and metrics["test_samples"] == 1000 and metrics["steps"] == 150
+    assert metrics["status"] == "finished" and metrics["steps"] == 150
+    assert metrics["test_accuracy"] > 0.3 and metrics["test_samples"] == 1000 and metrics["test_steps"] == 150
+    # a finished run asked again trains nothing
+    capsys.readouterr()
+    assert main(["deep", "train", "--run", str(run), "--quiet", "--kernels", "xla"]) == 0
+    assert "has finished its 150 steps" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flags, name", [
     (["--layers", "0"], "--layers"), (["--width", "-2"], "--width"), (["--chunk-layers", "0"], "--chunk-layers"),
+    (["--layer-lr", "inf"], "--layer-lr"), (["--head-lr", "nan"], "--head-lr"), (["--layer-lr", "0"], "--layer-lr"),
+    (["--alpha", "-1"], "--alpha"), (["--batch", "99999999999"], "--batch"), (["--steps", "-1"], "--steps"),
 ])
-def test_bad_flags(flags, name, capsys):
-    assert main(["deep", "train", *flags]) == 2
-    assert name in capsys.readouterr().err
+def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):
+    assert main(["deep", "train", *flags, "--run", str(tmp_path / "r")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert name in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
-def test_weights_file_disagreeing_with_the_flags(tmp_path, mnist_env, capsys):
-    path = tmp_path / "w.bin"
-    FileWeights.create(path, layers=20, width=4).close()
-    assert main(["deep", "train", "--layers", "30", "--weights", str(path), "--run", str(tmp_path / "r")]) == 2
-    assert "--layers" in capsys.readouterr().err
+def test_resume_with_other_settings_and_foreign_folders(tmp_path, capsys):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"task": "deep", "versions": {}, "config": {
+        **DeepConfig().__dict__}}))
+    before = (run / "config.json").read_text()
+    assert main(["deep", "train", "--run", str(run), "--layer-lr", "0.1"]) == 2
+    assert "--layer-lr: saved 0.01, given 0.1" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == before and sorted(p.name for p in run.iterdir()) == [".lock", "config.json"]
+    other = tmp_path / "argmax"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"task": "argmax", "versions": {}, "config": {}}))
+    for command in (["train"], ["eval"]):
+        assert main(["deep", *command, "--run", str(other)]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "holds a 'argmax' run, not a 'deep' run" in error and len(error.splitlines()) == 1
+    assert main(["deep", "eval", "--run", str(tmp_path / "nothing")]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_second_process_on_the_same_run_exits_at_once(tmp_path, mnist_env):
+    run = tmp_path / "r"
+    command = [sys.executable, "-m", "zoo.cli", "deep", "train", *SMALL, "--steps", "100000", "--run", str(run)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        while not (run / "weights.bin").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert "is in use by another process" in second.stderr.strip().splitlines()[-1]
+    finally:
+        first.kill()
+        first.wait()
+
+
+def test_divergence_stops_with_the_step_and_is_not_committed(tmp_path, mnist_env, capsys):
+    run = tmp_path / "nan"
+    flags = ["--layers", "10000", "--chunk-layers", "5000", "--steps", "20", "--layer-lr", "1e6",
+             "--kernels", "xla", "--quiet"]
+    assert main(["deep", "train", *flags, "--run", str(run)]) == 3
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("zoo: error: training diverged at step") and "--layer-lr" in error
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "at step" in metrics["error"]
+    step = int(error.split("at step ")[1].split(":")[0])
+    with FileWeights.open(run / "weights.bin", "r") as weights:
+        assert weights.steps == step - 1  # the diverged step never reached the file
+        assert np.isfinite(weights.load(0, weights.layers)[0]).all()
+    assert not (run / "curves.png").exists()
+
+
+def test_cli_module_is_light():
+    code = "import sys, zoo.tasks.deep_mnist.cli; print([m for m in ('tensorflow', 'keras') if m in sys.modules])"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
