@@ -152,3 +152,150 @@ class OneMinusMax(keras.losses.Loss):
     def get_config(self) -> dict[str, Any]:
         # keras.losses.Loss leaves its dtype out of the config.
         return {**super().get_config(), "dtype": self.dtype}
+
+
+def _subnet_squared_errors(y_true: Any, y_pred: Any, loss_name: str) -> Any:
+    """Per-example, per-subnet mean squared error `(batch, K)` of predictions stacked on axis 1."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
+    if len(y_pred.shape) != len(y_true.shape) + 1:
+        raise ValueError(
+            f"`y_pred` of {loss_name} must have one more axis than `y_true` (the subnets, "
+            f"axis 1); got shapes {tuple(y_pred.shape)} and {tuple(y_true.shape)}."
+        )
+    squared = ops.square(y_pred - ops.expand_dims(y_true, 1))
+    feature_axes = tuple(range(2, len(y_pred.shape)))
+    return ops.mean(squared, axis=feature_axes) if feature_axes else squared
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MultipleChoiceLoss(keras.losses.Loss):
+    """The oracle loss of stochastic multiple choice learning: the best of K subnets.
+
+    `y_pred` stacks the K subnets' predictions on axis 1. Per example the loss
+    is `min_k L_k`, `L_k` subnet k's mean squared error, and the gradient
+    reaches only the winning subnet `argmin_k L_k` (one winner also on ties).
+    This is `SetMinRandomLoss(sigma=0)`, under the name of the literature.
+
+    Args:
+        reduction: how per-example losses combine, as in `keras.losses.Loss`.
+        name: loss name. Defaults to `"multiple_choice_loss"`.
+        dtype: dtype of the loss computations. Defaults to `keras.config.floatx()`.
+
+    Call arguments:
+        y_true: targets of shape `(batch, *features)`.
+        y_pred: predictions of shape `(batch, K, *features)`.
+
+    Example:
+
+    >>> import keras
+    >>> from zoo.losses import MultipleChoiceLoss
+    >>> y_true = keras.ops.zeros((1, 2))
+    >>> y_pred = keras.ops.convert_to_tensor([[[1.0, 1.0], [0.1, 0.1]]])
+    >>> round(float(MultipleChoiceLoss()(y_true, y_pred)), 4)  # the second subnet's error
+    0.01
+
+    References:
+        Lee et al. 2016, "Stochastic Multiple Choice Learning for Training
+        Diverse Deep Ensembles"; Guzman-Rivera et al. 2012, "Multiple Choice
+        Learning".
+    """
+
+    def __init__(
+        self,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "multiple_choice_loss",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def subnet_losses(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-example, per-subnet mean squared error, shape `(batch, K)`."""
+        return _subnet_squared_errors(y_true, y_pred, "MultipleChoiceLoss")
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        losses = self.subnet_losses(y_true, y_pred)
+        winners = ops.expand_dims(ops.argmin(losses, axis=1), 1)
+        return ops.take_along_axis(losses, winners, axis=1)[:, 0]
+
+    def get_config(self) -> dict[str, Any]:
+        # keras.losses.Loss leaves its dtype out of the config.
+        return {**super().get_config(), "dtype": self.dtype}
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RelaxedWinnerTakesAllLoss(keras.losses.Loss):
+    """Relaxed winner-takes-all over K subnets: the best gets most of the weight.
+
+    `y_pred` stacks the K subnets' predictions on axis 1. Per example, with
+    `L_k` subnet k's mean squared error and `k* = argmin_k L_k`, the loss is
+    `(1 - relaxation) * L_k* + relaxation / (K - 1) * sum_{k != k*} L_k`.
+    The small weight on the losers keeps every subnet learning, so none is
+    left dead at its initial output as under the plain minimum
+    (`relaxation = 0` is `MultipleChoiceLoss`). With one subnet the loss is
+    its error.
+
+    Args:
+        relaxation: float in `[0, 1)`, the total weight of the non-winners
+            (the paper's epsilon). Defaults to 0.05.
+        reduction: how per-example losses combine, as in `keras.losses.Loss`.
+        name: loss name. Defaults to `"relaxed_winner_takes_all_loss"`.
+        dtype: dtype of the loss computations. Defaults to `keras.config.floatx()`.
+
+    Call arguments:
+        y_true: targets of shape `(batch, *features)`.
+        y_pred: predictions of shape `(batch, K, *features)`.
+
+    Example:
+
+    >>> import keras
+    >>> from zoo.losses import RelaxedWinnerTakesAllLoss
+    >>> loss = RelaxedWinnerTakesAllLoss(relaxation=0.1)
+    >>> y_true = keras.ops.zeros((1, 2))
+    >>> y_pred = keras.ops.convert_to_tensor([[[1.0, 1.0], [0.1, 0.1]]])
+    >>> round(float(loss(y_true, y_pred)), 4)  # 0.9 * 0.01 + 0.1 * 1.0
+    0.109
+
+    References:
+        Rupprecht et al. 2017, "Learning in an Uncertain World: Representing
+        Ambiguity Through Multiple Hypotheses".
+    """
+
+    def __init__(
+        self,
+        relaxation: float = 0.05,
+        reduction: str | None = "sum_over_batch_size",
+        name: str = "relaxed_winner_takes_all_loss",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if (
+            isinstance(relaxation, bool)
+            or not isinstance(relaxation, (int, float))
+            or not 0.0 <= relaxation < 1.0
+        ):
+            raise ValueError(f"`relaxation` must be a float in [0, 1), got {relaxation!r}.")
+        self.relaxation = float(relaxation)
+
+    def subnet_losses(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-example, per-subnet mean squared error, shape `(batch, K)`."""
+        return _subnet_squared_errors(y_true, y_pred, "RelaxedWinnerTakesAllLoss")
+
+    def subnet_weights(self, subnet_losses: Any) -> Any:
+        """Each subnet's weight per example, `(batch, K)`, summing to 1 over K."""
+        subnets = subnet_losses.shape[1]
+        winners = ops.one_hot(ops.argmin(subnet_losses, axis=1), subnets, dtype=subnet_losses.dtype)
+        if subnets == 1:
+            return winners
+        loser_weight = self.relaxation / (subnets - 1)
+        return winners * (1.0 - self.relaxation) + (1.0 - winners) * loser_weight
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        losses = self.subnet_losses(y_true, y_pred)
+        return ops.sum(ops.stop_gradient(self.subnet_weights(losses)) * losses, axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        # keras.losses.Loss leaves its dtype out of the config.
+        config.update({"relaxation": self.relaxation, "dtype": self.dtype})
+        return config
