@@ -106,7 +106,7 @@ def test_kills_at_seeded_points_resume_to_the_uninterrupted_run(tmp_path, synthe
     assert main(["deep", "train", *flags, "--run", str(tmp_path / "straight")]) == 0
     want = outcome(tmp_path / "straight")
     points = SAVE_POINTS if in_memory else STEP_POINTS
-    for index, (point, n) in enumerate(seeded_cases(points, seed=int(in_memory), count=2, most=4)):
+    for index, (point, n) in enumerate(seeded_cases(points, seed=int(in_memory), count=1, most=4)):
         run = tmp_path / f"killed-{index}"
         crash_then_resume(run, flags, point, n, crash_at)
         assert_same_run(outcome(run), want)

@@ -96,6 +96,7 @@ def test_resume_with_other_settings_and_foreign_folders(tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_second_process_on_the_same_run_exits_at_once(tmp_path, mnist_env):
     run = tmp_path / "r"
     command = [sys.executable, "-m", "zoo.cli", "deep", "train", *SMALL, "--steps", "100000", "--run", str(run)]
