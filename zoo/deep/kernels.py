@@ -1,8 +1,15 @@
-"""XLA-compiled chunk kernels of the deep residual core `h <- h + alpha * act(h W_i + b_i)`.
+"""Chunk kernels of the deep residual core `h <- h + alpha * act(h W_i + b_i)`.
 
-A chunk is `n` consecutive layers: `W` of shape `(n, w, w)`, `b` of shape `(n, w)`. Both kernels
-are `tf.function(jit_compile=True)` with a `tf.while_loop` over the layers, so they run unchanged
-on CPU and GPU; they compile once per (chunk length, batch, width, dtype).
+A chunk is `n` consecutive layers: `W` of shape `(n, w, w)`, `b` of shape `(n, w)`. Two
+implementations with the same three calls, chosen by `select_kernels(..., kernels=)`:
+
+- `ChunkKernels` ("xla"): `tf.function(jit_compile=True)` with a `tf.while_loop` over the layers,
+  so they run unchanged on CPU and GPU; they compile once per (chunk length, batch, width, dtype).
+- `NativeChunkKernels` ("native"): C++ TensorFlow ops for the CPU, compiled on first use
+  (`zoo.deep.native`); several times faster on a CPU, where the XLA loop pays for a few small
+  fused kernels and the loop's bookkeeping per layer.
+
+The calls:
 
 - `forward(h, W, b)`: the chunk's output; keeps nothing else.
 - `backward(h_start, g_end, W, b)`: recomputes the chunk's layer inputs `h_i` from its start
@@ -15,7 +22,13 @@ on CPU and GPU; they compile once per (chunk length, batch, width, dtype).
 Per chunk the backward holds the layer inputs (`n x B x w`) and the new weights, nothing more.
 """
 
+import warnings
+from typing import Optional
+
 import tensorflow as tf
+
+from zoo.errors import UsageError
+from zoo.validation import check_positive_int
 
 ACTIVATIONS = ("softsign", "tanh", "relu")
 
@@ -127,23 +140,130 @@ class ChunkKernels:
 
 
 KERNEL_CHOICES = ("auto", "native", "xla")
+NATIVE_DTYPES = (tf.float32, tf.float64)
 
 
-def select_kernels(activation: str, alpha: float, dtype, kernels: str = "auto"):
+class NativeKernelsWarning(UserWarning):
+    """`kernels="auto"` fell back to the XLA kernels; the message says why."""
+
+
+class NativeChunkKernels:
+    """The chunk kernels as native CPU ops (`zoo/deep/native/deep_core_ops.cc`).
+
+    The same calls, shapes and results as `ChunkKernels` (float32 and float64), run as compiled
+    C++ on the CPU: batch samples as SIMD lanes, and a second thread pipelining the backward's
+    recomputation with its reverse walk.
+
+    Args:
+        activation: "softsign", "tanh" or "relu".
+        alpha: residual scale.
+        threads: threads per call (default `zoo.deep.native.default_threads()`); the backward
+            uses at most 2.
+
+    Raises:
+        NativeBuildError: the ops cannot be built or loaded on this machine.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from zoo.deep.kernels import NativeChunkKernels
+    >>> kernels = NativeChunkKernels("softsign", alpha=0.5)
+    >>> W, b = np.zeros((3, 4, 4)), np.zeros((3, 4))
+    >>> kernels.forward(np.ones((2, 4)), W, b).numpy().tolist()
+    [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
+    """
+
+    kind = "native"
+
+    def __init__(self, activation: str, alpha: float, threads: Optional[int] = None):
+        from zoo.deep import native
+
+        activation_and_derivative(activation)
+        self.activation = activation
+        self.alpha = float(alpha)
+        self.threads = native.default_threads() if threads is None else check_positive_int("threads", threads)
+        self._ops = native.load()
+
+    def _inputs(self, *tensors):
+        first = tf.convert_to_tensor(tensors[0])
+        converted = [first] + [tf.convert_to_tensor(t, first.dtype) for t in tensors[1:]]
+        return converted, tf.constant(self.alpha, first.dtype)
+
+    def forward(self, h, W, b):
+        """The chunk's output `h` after the layers of `W` `(n, w, w)` and `b` `(n, w)`."""
+        with tf.device("/CPU:0"):
+            (h, W, b), alpha = self._inputs(h, W, b)
+            return self._ops.zoo_deep_chunk_forward(h, W, b, alpha, activation=self.activation, threads=self.threads)
+
+    def backward(self, h_start, g_end, W, b):
+        """`(g_start, dW, db)` from the chunk's input `h_start` and output gradient `g_end`."""
+        with tf.device("/CPU:0"):
+            (h_start, g_end, W, b), alpha = self._inputs(h_start, g_end, W, b)
+            return tuple(self._ops.zoo_deep_chunk_backward(
+                h_start, g_end, W, b, alpha, activation=self.activation, threads=self.threads))
+
+    def backward_sgd(self, h_start, g_end, W, b, lr):
+        """`(g_start, W - lr dW, b - lr db)`, each layer's gradient with its pre-update weights."""
+        with tf.device("/CPU:0"):
+            (h_start, g_end, W, b), alpha = self._inputs(h_start, g_end, W, b)
+            lr = tf.cast(lr, W.dtype)
+            return tuple(self._ops.zoo_deep_chunk_backward_sgd(
+                h_start, g_end, W, b, alpha, lr, activation=self.activation, threads=self.threads))
+
+
+_warned = set()
+
+
+def _fall_back(activation, alpha, reason):
+    """The XLA kernels, with one warning line per reason and process."""
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(f"deep core: using the XLA kernels: {reason}", NativeKernelsWarning, stacklevel=3)
+    return ChunkKernels(activation, alpha)
+
+
+def select_kernels(activation: str, alpha: float, dtype, kernels: str = "auto", threads: Optional[int] = None):
     """The chunk kernels for `kernels` in {"auto", "native", "xla"}; `.kind` says which ran.
 
-    "auto" picks the native CPU ops when no GPU is visible and they build, else the XLA kernels
-    (with one warning line saying why); "native" raises when the native ops cannot be built.
+    "auto" picks the native CPU ops when no GPU is visible and they build here, else the XLA
+    kernels (with one warning line saying why when the native ops fail); "native" raises when
+    they cannot be built; "xla" is the portable path (GPU, or no compiler).
+
+    Args:
+        activation: "softsign", "tanh" or "relu".
+        alpha: residual scale.
+        dtype: the weights' dtype (the native ops take float32 and float64).
+        kernels: "auto", "native" or "xla".
+        threads: threads of the native kernels (default `zoo.deep.native.default_threads()`).
+
+    Raises:
+        UsageError: an unknown `kernels`, or "native" for another dtype.
+        NativeBuildError: "native" where the ops cannot be built or loaded.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from zoo.deep.kernels import select_kernels
+    >>> select_kernels("tanh", 0.1, np.float32, kernels="xla").kind
+    'xla'
     """
+    from zoo.deep.native import NativeBuildError
+
     if kernels not in KERNEL_CHOICES:
-        raise ValueError(f"`kernels` must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}.")
+        raise UsageError(f"`kernels` must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}.")
     activation_and_derivative(activation)
     if kernels == "xla":
         return ChunkKernels(activation, alpha)
-    try:
-        from zoo.deep import native
-    except ImportError:
+    dtype = tf.as_dtype(dtype)
+    if dtype not in NATIVE_DTYPES:
         if kernels == "native":
-            raise ValueError("`kernels`='native': the native kernels are not available yet.") from None
+            raise UsageError(f"`kernels`='native' takes float32 or float64 weights, got {dtype.name}.")
         return ChunkKernels(activation, alpha)
-    return native.select(activation, alpha, dtype, kernels)
+    if kernels == "auto" and tf.config.list_physical_devices("GPU"):
+        return ChunkKernels(activation, alpha)
+    try:
+        return NativeChunkKernels(activation, alpha, threads)
+    except NativeBuildError as error:
+        if kernels == "native":
+            raise
+        return _fall_back(activation, alpha, str(error))

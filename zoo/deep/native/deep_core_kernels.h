@@ -1,0 +1,585 @@
+// The deep core's chunk kernels in plain C++ (no TensorFlow): deep_core_ops.cc wraps them as
+// TensorFlow ops, and a standalone program can time them.
+//
+// Shapes: h (B, w), weights (n, w, w) with row j the input coordinate, biases (n, w).
+//
+// Layout. For widths 1, 2, 4 and 8 (and a batch of at least one SIMD vector) a lane group keeps
+// each coordinate as `NV` SIMD vectors whose lanes are samples: width 4, batch 16, float32 on
+// AVX2 is four planes of two 8-lane vectors. Other widths, and smaller batches, go sample by
+// sample, vectorized over the width.
+//
+// Backward. A first walk over the chunk keeps only sub-chunk boundaries (every S layers, S chosen
+// so a sub-chunk's layer inputs and activation derivatives fit in L2). Then per sub-chunk, last
+// first: recompute the layer inputs h_i and act'(z_i) from its boundary, and walk its layers in
+// reverse: dz_i = alpha g act'(z_i), dW_i = h_i^T dz_i, db_i = sum(dz_i), g <- g + dz_i W_i^T
+// with the pre-update W_i, and write W_i - lr dW_i (or dW_i). Every layer's gradient is taken
+// with its pre-update weights, so this is exactly one plain SGD step.
+//
+// Threads. Each walk is bound by the latency of one layer's chain of dependent instructions, not
+// by throughput, so splitting a small batch across threads gains little. The forward splits the
+// batch only into whole lane groups; the backward uses a second thread as a pipeline: it
+// recomputes sub-chunk c - 1 while the first walks sub-chunk c in reverse.
+
+#ifndef ZOO_DEEP_CORE_KERNELS_H_
+#define ZOO_DEEP_CORE_KERNELS_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace zoo_deep {
+
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVectorBytes = 32;
+#else
+constexpr int kVectorBytes = 16;
+#endif
+
+// One SIMD register of T (GCC/Clang vector extensions: the compiler picks the instructions).
+template <typename T>
+struct Simd {
+  typedef T type __attribute__((vector_size(kVectorBytes)));
+  static constexpr int lanes = kVectorBytes / sizeof(T);
+};
+
+// Bytes of a sub-chunk's recomputed layer inputs and derivatives: well inside a 512 KiB L2.
+constexpr int64_t kSubChunkBytes = 192 * 1024;
+// Below this many multiply-adds per call a second thread costs more than it saves.
+constexpr int64_t kMinWorkPerThread = 1 << 16;
+
+// --- activations ------------------------------------------------------------------------------
+//
+// `step(h, z, alpha, d)` is one layer's update `h + alpha act(z)` and, when `d` is given, writes
+// act'(z) there for the reverse walk. Written so the chain from z to the new h is short: every
+// walk is bound by that chain's latency.
+
+// |x| of a vector by clearing the sign bits (one instruction, where a compare-and-select is three).
+template <typename X>
+static inline X absolute(X x) {
+  using Bits = std::conditional_t<sizeof(x[0]) == 8, int64_t, int32_t>;
+  typedef Bits Mask __attribute__((vector_size(sizeof(X))));
+  const Mask sign = Mask{} + Bits(uint64_t(1) << (8 * sizeof(Bits) - 1));
+  return (X)((Mask)x & ~sign);
+}
+
+struct Softsign {
+  // softsign(z) = z / (1 + |z|), softsign'(z) = 1 / (1 + |z|)^2: one division for both.
+  template <typename X, typename T>
+  static inline X step(X h, X z, T alpha, X* derivative) {
+    X s = 1 / (1 + absolute(z));
+    if (derivative) *derivative = s * s;
+    return h + (alpha * z) * s;
+  }
+  template <typename T>
+  static inline T scalar(T h, T z, T alpha, T* derivative) {
+    T s = 1 / (1 + std::fabs(z));
+    if (derivative) *derivative = s * s;
+    return h + (alpha * z) * s;
+  }
+};
+
+struct Tanh {
+  template <typename X, typename T>
+  static inline X step(X h, X z, T alpha, X* derivative) {
+    X t;
+    for (int l = 0; l < int(sizeof(X) / sizeof(T)); ++l) t[l] = std::tanh(z[l]);
+    if (derivative) *derivative = 1 - t * t;
+    return h + alpha * t;
+  }
+  template <typename T>
+  static inline T scalar(T h, T z, T alpha, T* derivative) {
+    T t = std::tanh(z);
+    if (derivative) *derivative = 1 - t * t;
+    return h + alpha * t;
+  }
+};
+
+struct Relu {
+  template <typename X, typename T>
+  static inline X step(X h, X z, T alpha, X* derivative) {
+    X zero = z - z;
+    if (derivative) *derivative = z > zero ? zero + 1 : zero;
+    return h + alpha * (z > zero ? z : zero);
+  }
+  template <typename T>
+  static inline T scalar(T h, T z, T alpha, T* derivative) {
+    if (derivative) *derivative = z > 0 ? T(1) : T(0);
+    return h + alpha * (z > 0 ? z : T(0));
+  }
+};
+
+// sum_j x[j] * w[j * W] (+ start): two interleaved chains, so the latency is about half a serial
+// sum's.
+template <int W, int Stride, typename V, typename T>
+static inline V dot(const V* x, int x_stride, const T* w, V start) {
+  V even = start + x[0] * w[0];
+  if constexpr (W == 1) {
+    return even;
+  } else {
+    V odd = x[x_stride] * w[Stride];
+    for (int j = 2; j < W; j += 2) {
+      even += x[j * x_stride] * w[j * Stride];
+      if (j + 1 < W) odd += x[(j + 1) * x_stride] * w[(j + 1) * Stride];
+    }
+    return even + odd;
+  }
+}
+
+// --- horizontal sums of many vectors at once --------------------------------------------------
+
+// Folds x and y, each holding vector_lanes / P inputs of P lanes, into one vector holding
+// twice as many inputs of P / 2 lanes (x's inputs first), by adding each input's two halves.
+template <int P, typename V, std::size_t... O>
+static inline V fold(V x, V y, std::index_sequence<O...>) {
+  constexpr int half = P / 2;
+  V low = __builtin_shufflevector(x, y, int((O / half) * P + O % half)...);
+  V high = __builtin_shufflevector(x, y, int((O / half) * P + O % half + half)...);
+  return low + high;
+}
+
+template <int P, int Count, int Lanes, typename V>
+static inline void fold_levels(V* a) {
+  if constexpr (P >= 2) {
+    for (int m = 0; m < Count / 2; ++m) a[m] = fold<P>(a[2 * m], a[2 * m + 1], std::make_index_sequence<Lanes>());
+    fold_levels<P / 2, Count / 2, Lanes>(a);
+  }
+}
+
+// a[0..Count) are vectors; afterwards a[m] lane l holds the lane sum of input m * Lanes + l.
+template <int Count, int Lanes, typename V>
+static inline void sum_lanes(V* a) {
+  static_assert(Count % Lanes == 0, "pad the inputs to whole vectors");
+  fold_levels<Lanes, Count, Lanes>(a);
+}
+
+// --- a lane group of a small compile-time width: samples as SIMD lanes ------------------------
+
+template <typename T, int W, int NV, class Act>
+class LaneGroup {
+ public:
+  using V = typename Simd<T>::type;
+  static constexpr int kLanes = Simd<T>::lanes;
+  static constexpr int kCapacity = NV * kLanes;             // samples per group
+  static constexpr int kPartial = ((W * W + W + kLanes - 1) / kLanes) * kLanes;  // dW, db, pad
+  static constexpr int64_t kStateSize = W * NV * kLanes;   // in T
+
+  static int capacity(int) { return kCapacity; }
+  static int64_t partial_stride(int) { return kPartial; }
+  int64_t state_size() const { return kStateSize; }
+  static int64_t buffer_per_layer(int, int) { return 2 * W * NV * kLanes; }
+
+  LaneGroup(int width, int samples, T alpha) : samples_(samples), alpha_(alpha) {}
+
+  // rows: (samples, W). Padding lanes repeat sample 0 (finite, like a real sample) and get a
+  // zero gradient, so they add nothing to the weight gradients.
+  void load_h(const T* rows) { load(rows, h_, true); }
+  void load_g(const T* rows) { load(rows, g_, false); }
+  void store_h(T* rows) const { store(h_, rows); }
+  void store_g(T* rows) const { store(g_, rows); }
+  void save(T* dst) const { std::memcpy(dst, h_, sizeof(h_)); }
+  void restore(const T* src) { std::memcpy(h_, src, sizeof(h_)); }
+
+  // Walks `layers` layers; with Keep, writes each layer's input and act'(z) to `buffer`.
+  template <bool Keep>
+  void forward(const T* weights, const T* biases, int64_t layers, V* buffer) {
+    V h[W][NV];
+    std::memcpy(h, h_, sizeof(h));
+    const T alpha = alpha_;
+    for (int64_t i = 0; i < layers; ++i) {
+      const T* w = weights + i * W * W;
+      const T* b = biases + i * W;
+      V z[W][NV];
+      for (int k = 0; k < W; ++k)
+        for (int v = 0; v < NV; ++v) z[k][v] = dot<W, W>(&h[0][v], NV, w + k, V{} + b[k]);
+      if constexpr (Keep) {
+        V* keep = buffer + i * 2 * W * NV;
+        for (int k = 0; k < W; ++k)
+          for (int v = 0; v < NV; ++v) keep[k * NV + v] = h[k][v];
+        for (int k = 0; k < W; ++k)
+          for (int v = 0; v < NV; ++v) h[k][v] = Act::step(h[k][v], z[k][v], alpha, &keep[(W + k) * NV + v]);
+      } else {
+        for (int k = 0; k < W; ++k)
+          for (int v = 0; v < NV; ++v) h[k][v] = Act::step(h[k][v], z[k][v], alpha, static_cast<V*>(nullptr));
+      }
+    }
+    std::memcpy(h_, h, sizeof(h));
+  }
+
+  // The reverse walk over `layers` layers kept in `buffer`; adds layer i's dW (row-major) and
+  // db to partial[i * kPartial ...].
+  void reverse(const T* weights, int64_t layers, const V* buffer, T* partial) {
+    V g[W][NV];
+    std::memcpy(g, g_, sizeof(g));
+    const T alpha = alpha_;
+    for (int64_t i = layers - 1; i >= 0; --i) {
+      const T* w = weights + i * W * W;
+      const V* h = buffer + i * 2 * W * NV;
+      const V* d = h + W * NV;
+      V dz[W][NV];
+      for (int k = 0; k < W; ++k)
+        for (int v = 0; v < NV; ++v) dz[k][v] = (alpha * d[k * NV + v]) * g[k][v];
+      for (int j = 0; j < W; ++j)
+        for (int v = 0; v < NV; ++v) g[j][v] += dot<W, 1>(&dz[0][v], NV, w + j * W, V{});
+      V sums[kPartial];
+      for (int j = 0; j < W; ++j)
+        for (int k = 0; k < W; ++k) {
+          V s = h[j * NV] * dz[k][0];
+          for (int v = 1; v < NV; ++v) s += h[j * NV + v] * dz[k][v];
+          sums[j * W + k] = s;
+        }
+      for (int k = 0; k < W; ++k) {
+        V s = dz[k][0];
+        for (int v = 1; v < NV; ++v) s += dz[k][v];
+        sums[W * W + k] = s;
+      }
+      for (int m = W * W + W; m < kPartial; ++m) sums[m] = V{};
+      sum_lanes<kPartial, kLanes>(sums);
+      V* out = reinterpret_cast<V*>(partial + i * kPartial);
+      for (int m = 0; m < kPartial / kLanes; ++m) out[m] += sums[m];
+    }
+    std::memcpy(g_, g, sizeof(g));
+  }
+
+ private:
+  void load(const T* rows, V (&dst)[W][NV], bool repeat) {
+    for (int v = 0; v < NV; ++v)
+      for (int l = 0; l < kLanes; ++l) {
+        int s = v * kLanes + l;
+        for (int j = 0; j < W; ++j)
+          dst[j][v][l] = s < samples_ ? rows[s * W + j] : (repeat ? rows[j] : T(0));
+      }
+  }
+  void store(const V (&src)[W][NV], T* rows) const {
+    for (int s = 0; s < samples_; ++s)
+      for (int j = 0; j < W; ++j) rows[s * W + j] = src[j][s / kLanes][s % kLanes];
+  }
+
+  alignas(kVectorBytes) V h_[W][NV];
+  alignas(kVectorBytes) V g_[W][NV];
+  int samples_;
+  T alpha_;
+};
+
+// --- a group of any width: sample by sample, vectorized over the width ------------------------
+
+template <typename T, class Act>
+class SampleGroup {
+ public:
+  using V = T;
+
+  static int capacity(int samples) { return samples; }
+  static int64_t partial_stride(int width) { return int64_t(width) * width + width; }
+  static int64_t buffer_per_layer(int width, int samples) { return 2 * int64_t(width) * samples; }
+
+  SampleGroup(int width, int samples, T alpha)
+      : width_(width), samples_(samples), alpha_(alpha), h_(size_t(width) * samples),
+        g_(size_t(width) * samples), z_(size_t(width) * samples) {}
+
+  int64_t state_size() const { return int64_t(width_) * samples_; }
+  void load_h(const T* rows) { std::copy(rows, rows + h_.size(), h_.begin()); }
+  void load_g(const T* rows) { std::copy(rows, rows + g_.size(), g_.begin()); }
+  void store_h(T* rows) const { std::copy(h_.begin(), h_.end(), rows); }
+  void store_g(T* rows) const { std::copy(g_.begin(), g_.end(), rows); }
+  void save(T* dst) const { std::copy(h_.begin(), h_.end(), dst); }
+  void restore(const T* src) { std::copy(src, src + h_.size(), h_.begin()); }
+
+  template <bool Keep>
+  void forward(const T* weights, const T* biases, int64_t layers, T* buffer) {
+    const int w = width_;
+    const int64_t size = int64_t(w) * samples_;
+    T* h = h_.data();
+    T* z = z_.data();
+    for (int64_t i = 0; i < layers; ++i) {
+      const T* wi = weights + i * w * w;
+      const T* bi = biases + i * w;
+      for (int s = 0; s < samples_; ++s) {
+        T* zs = z + s * w;
+        const T* hs = h + s * w;
+        for (int k = 0; k < w; ++k) zs[k] = 0;
+        for (int j = 0; j < w; ++j) {
+          const T hj = hs[j];
+          const T* row = wi + j * w;
+#pragma omp simd
+          for (int k = 0; k < w; ++k) zs[k] += hj * row[k];
+        }
+        for (int k = 0; k < w; ++k) zs[k] += bi[k];
+      }
+      if constexpr (Keep) {
+        T* keep = buffer + i * 2 * size;
+        std::copy(h, h + size, keep);
+        T* d = keep + size;
+        for (int64_t m = 0; m < size; ++m) h[m] = Act::scalar(h[m], z[m], alpha_, &d[m]);
+      } else {
+        for (int64_t m = 0; m < size; ++m) h[m] = Act::scalar(h[m], z[m], alpha_, static_cast<T*>(nullptr));
+      }
+    }
+  }
+
+  void reverse(const T* weights, int64_t layers, const T* buffer, T* partial) {
+    const int w = width_;
+    const int64_t size = int64_t(w) * samples_;
+    const int64_t stride = partial_stride(w);
+    T* g = g_.data();
+    T* dz = z_.data();
+    for (int64_t i = layers - 1; i >= 0; --i) {
+      const T* wi = weights + i * w * w;
+      const T* h = buffer + i * 2 * size;
+      const T* d = h + size;
+      T* dw = partial + i * stride;
+      T* db = dw + w * w;
+      for (int64_t m = 0; m < size; ++m) dz[m] = (alpha_ * d[m]) * g[m];
+      for (int s = 0; s < samples_; ++s) {
+        const T* dzs = dz + s * w;
+        const T* hs = h + s * w;
+        T* gs = g + s * w;
+        for (int j = 0; j < w; ++j) {
+          const T* row = wi + j * w;
+          T sum = 0;
+#pragma omp simd reduction(+ : sum)
+          for (int k = 0; k < w; ++k) sum += dzs[k] * row[k];
+          gs[j] += sum;
+        }
+        for (int j = 0; j < w; ++j) {
+          const T hj = hs[j];
+          T* out = dw + j * w;
+#pragma omp simd
+          for (int k = 0; k < w; ++k) out[k] += hj * dzs[k];
+        }
+#pragma omp simd
+        for (int k = 0; k < w; ++k) db[k] += dzs[k];
+      }
+    }
+  }
+
+ private:
+  int width_, samples_;
+  T alpha_;
+  std::vector<T> h_, g_, z_;
+};
+
+// --- threads ----------------------------------------------------------------------------------
+
+// A barrier that spins briefly, then yields: the machine may be shared.
+class Barrier {
+ public:
+  explicit Barrier(int parties) : parties_(parties) {}
+  void wait() {
+    if (parties_ == 1) return;
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties_ - 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
+      if (spins < 2000) {
+#if defined(__x86_64__) || defined(__i386__)
+        _mm_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  const int parties_;
+  std::atomic<int> arrived_{0};
+  std::atomic<int> generation_{0};
+};
+
+template <typename F>
+static void run_threads(int threads, F&& body) {
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) workers.emplace_back([&body, t] { body(t); });
+  body(0);
+  for (auto& worker : workers) worker.join();
+}
+
+// Samples [begin, end) of thread t: whole blocks of `block` samples, as even as possible.
+static std::pair<int, int> samples_of(int t, int threads, int batch, int block) {
+  const int blocks = (batch + block - 1) / block;
+  const int first = int(int64_t(blocks) * t / threads), last = int(int64_t(blocks) * (t + 1) / threads);
+  return {std::min(batch, first * block), std::min(batch, last * block)};
+}
+
+struct Problem {
+  int batch, width;
+  int64_t layers;
+  int threads;
+  int block;  // thread split granularity in samples
+};
+
+template <typename T, class G>
+static Problem plan(int batch, int width, int64_t layers, int threads, int block) {
+  const int64_t work = int64_t(batch) * width * width * std::max<int64_t>(layers, 1);
+  const int64_t by_work = std::max<int64_t>(1, work / kMinWorkPerThread);
+  const int blocks = (batch + block - 1) / block;
+  const int used = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(threads), int64_t(blocks), by_work})));
+  return {batch, width, layers, used, block};
+}
+
+// A zeroed array of T aligned for whole-vector loads and stores.
+template <typename T>
+class AlignedArray {
+ public:
+  explicit AlignedArray(int64_t size)
+      : data_(new (std::align_val_t(kVectorBytes)) T[std::max<int64_t>(size, 1)]()) {}
+  ~AlignedArray() { operator delete[](data_, std::align_val_t(kVectorBytes)); }
+  AlignedArray(const AlignedArray&) = delete;
+  AlignedArray& operator=(const AlignedArray&) = delete;
+  T* get() const { return data_; }
+
+ private:
+  T* data_;
+};
+
+template <typename T, class G>
+static void chunk_forward(const Problem& p, T alpha, const T* h, const T* weights, const T* biases, T* out) {
+  run_threads(p.threads, [&](int t) {
+    auto [begin, end] = samples_of(t, p.threads, p.batch, p.block);
+    for (int s = begin; s < end; s += G::capacity(end - begin)) {
+      const int n = std::min(G::capacity(end - begin), end - s);
+      G group(p.width, n, alpha);
+      group.load_h(h + int64_t(s) * p.width);
+      group.template forward<false>(weights, biases, p.layers, nullptr);
+      group.store_h(out + int64_t(s) * p.width);
+    }
+  });
+}
+
+// One layer's output from its summed gradient: `old - lr * gradient`, or the gradient.
+template <typename T>
+static inline void write_layer(const T* gradient, const T* old, int64_t size, const T* lr, T* out) {
+  if (lr) {
+    const T rate = *lr;
+    for (int64_t m = 0; m < size; ++m) out[m] = old[m] - rate * gradient[m];
+  } else {
+    std::copy_n(gradient, size, out);
+  }
+}
+
+// The backward of a chunk. With `lr` it writes W - lr dW and b - lr db to out_w / out_b, else
+// dW and db.
+//
+// Every layer's reverse step depends on the one after it, and each walk is bound by the latency
+// of one layer's chain of dependent instructions, not by throughput: a second thread on half the
+// batch would wait on the same chain. So a second thread pipelines instead: while one thread
+// walks sub-chunk c in reverse, the other recomputes sub-chunk c - 1 from its boundary (both
+// read only pre-update weights), into the other of two buffers; they meet once per sub-chunk.
+template <typename T, class G>
+static void chunk_backward(int threads, int batch, int w, int64_t layers, T alpha, const T* h_start, const T* g_end,
+                           const T* weights, const T* biases, const T* lr, T* g_start, T* out_w, T* out_b) {
+  const int64_t ww = int64_t(w) * w;
+  const int64_t stride = G::partial_stride(w);
+  const int capacity = G::capacity(batch);
+  std::vector<G> groups;
+  for (int s = 0; s < batch; s += capacity) {
+    groups.emplace_back(w, std::min(capacity, batch - s), alpha);
+    groups.back().load_h(h_start + int64_t(s) * w);
+    groups.back().load_g(g_end + int64_t(s) * w);
+  }
+  const int64_t group_layer = G::buffer_per_layer(w, std::min(capacity, batch));  // in T
+  const int64_t layer_bytes = group_layer * int64_t(groups.size()) * sizeof(T);
+  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, kSubChunkBytes / layer_bytes));
+  const int64_t subs = (layers + sub - 1) / sub;
+  const int64_t work = int64_t(batch) * ww * layers;
+  const int used = subs >= 2 && work >= 2 * kMinWorkPerThread ? std::min(threads, 2) : 1;
+
+  // The sub-chunk boundaries, group by group.
+  const int64_t state = groups[0].state_size();
+  std::vector<T> bounds(size_t(subs * state * groups.size()));
+  for (size_t q = 0; q < groups.size(); ++q)
+    for (int64_t c = 0; c < subs; ++c) {
+      groups[q].save(&bounds[(q * subs + c) * state]);
+      if (c + 1 < subs) groups[q].template forward<false>(weights + c * sub * ww, biases + c * sub * w, sub, nullptr);
+    }
+
+  AlignedArray<T> kept[2] = {AlignedArray<T>(group_layer * sub * groups.size()),
+                             AlignedArray<T>(group_layer * sub * groups.size())};
+  AlignedArray<T> partial(sub * stride);
+  auto kept_of = [&](int64_t c, size_t q) {
+    return reinterpret_cast<typename G::V*>(kept[c & 1].get() + q * group_layer * sub);
+  };
+  auto recompute = [&](int64_t c) {
+    const int64_t first = c * sub, count = std::min(sub, layers - first);
+    for (size_t q = 0; q < groups.size(); ++q) {
+      groups[q].restore(&bounds[(q * subs + c) * state]);
+      groups[q].template forward<true>(weights + first * ww, biases + first * w, count, kept_of(c, q));
+    }
+  };
+  auto reverse = [&](int64_t c) {
+    const int64_t first = c * sub, count = std::min(sub, layers - first);
+    std::fill(partial.get(), partial.get() + count * stride, T(0));
+    for (size_t q = 0; q < groups.size(); ++q)
+      groups[q].reverse(weights + first * ww, count, kept_of(c, q), partial.get());
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t layer = first + i;
+      write_layer(partial.get() + i * stride, weights + layer * ww, ww, lr, out_w + layer * ww);
+      write_layer(partial.get() + i * stride + ww, biases + layer * w, w, lr, out_b + layer * w);
+    }
+  };
+  if (used == 1) {
+    for (int64_t c = subs - 1; c >= 0; --c) {
+      recompute(c);
+      reverse(c);
+    }
+  } else {
+    recompute(subs - 1);
+    Barrier barrier(2);
+    run_threads(2, [&](int t) {
+      for (int64_t c = subs - 1; c >= 0; --c) {
+        if (t == 1) {
+          reverse(c);
+        } else if (c > 0) {
+          recompute(c - 1);
+        }
+        barrier.wait();
+      }
+    });
+  }
+  for (size_t q = 0; q < groups.size(); ++q) groups[q].store_g(g_start + int64_t(q) * capacity * w);
+}
+
+// --- dispatch: dtype x activation x width ---------------------------------------------------
+
+template <typename T, class Act, class F>
+static void with_group(int width, int batch, F&& f) {
+  constexpr int lanes = Simd<T>::lanes;
+  if (batch >= lanes) {
+    switch (width) {
+      case 1: return f(static_cast<LaneGroup<T, 1, 4, Act>*>(nullptr), 4 * lanes);
+      case 2: return f(static_cast<LaneGroup<T, 2, 4, Act>*>(nullptr), 4 * lanes);
+      case 4: return f(static_cast<LaneGroup<T, 4, 2, Act>*>(nullptr), 2 * lanes);
+      case 8: return f(static_cast<LaneGroup<T, 8, 1, Act>*>(nullptr), lanes);
+      default: break;
+    }
+  }
+  return f(static_cast<SampleGroup<T, Act>*>(nullptr), 1);
+}
+
+template <typename T, class F>
+static void with_activation(const std::string& activation, int width, int batch, F&& f) {
+  if (activation == "softsign") return with_group<T, Softsign>(width, batch, f);
+  if (activation == "tanh") return with_group<T, Tanh>(width, batch, f);
+  return with_group<T, Relu>(width, batch, f);
+}
+
+}  // namespace zoo_deep
+
+#endif  // ZOO_DEEP_CORE_KERNELS_H_

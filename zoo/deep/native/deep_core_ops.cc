@@ -1,0 +1,192 @@
+// Native CPU kernels of the deep residual core `h <- h + alpha * act(h W_i + b_i)`, as TensorFlow
+// custom ops. zoo/deep/native/__init__.py compiles this file on first use (g++ -O3 -march=native)
+// and zoo/deep/kernels.py wraps the ops with the same signatures as the XLA chunk kernels.
+//
+//   ZooDeepChunkForward(h, weights, biases, alpha)                 -> h_out
+//   ZooDeepChunkBackward(h_start, g_end, weights, biases, alpha)   -> g_start, d_weights, d_biases
+//   ZooDeepChunkBackwardSgd(h_start, g_end, weights, biases, alpha, lr)
+//                                                                  -> g_start, new_weights, new_biases
+//
+// The walks themselves are in deep_core_kernels.h.
+
+#include <string>
+
+#include "deep_core_kernels.h"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+namespace zoo_deep {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+
+// --- the ops ----------------------------------------------------------------------------------
+
+static absl::Status same_as_input(tensorflow::shape_inference::InferenceContext* c, int output, int input) {
+  c->set_output(output, c->input(input));
+  return absl::OkStatus();
+}
+
+REGISTER_OP("ZooDeepChunkForward")
+    .Input("h: T")
+    .Input("weights: T")
+    .Input("biases: T")
+    .Input("alpha: T")
+    .Output("h_out: T")
+    .Attr("T: {float, double}")
+    .Attr("activation: {'softsign', 'tanh', 'relu'}")
+    .Attr("threads: int = 1")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) { return same_as_input(c, 0, 0); });
+
+REGISTER_OP("ZooDeepChunkBackward")
+    .Input("h_start: T")
+    .Input("g_end: T")
+    .Input("weights: T")
+    .Input("biases: T")
+    .Input("alpha: T")
+    .Output("g_start: T")
+    .Output("d_weights: T")
+    .Output("d_biases: T")
+    .Attr("T: {float, double}")
+    .Attr("activation: {'softsign', 'tanh', 'relu'}")
+    .Attr("threads: int = 1")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      c->set_output(1, c->input(2));
+      return same_as_input(c, 2, 3);
+    });
+
+REGISTER_OP("ZooDeepChunkBackwardSgd")
+    .Input("h_start: T")
+    .Input("g_end: T")
+    .Input("weights: T")
+    .Input("biases: T")
+    .Input("alpha: T")
+    .Input("lr: T")
+    .Output("g_start: T")
+    .Output("new_weights: T")
+    .Output("new_biases: T")
+    .Attr("T: {float, double}")
+    .Attr("activation: {'softsign', 'tanh', 'relu'}")
+    .Attr("threads: int = 1")
+    .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
+      c->set_output(0, c->input(1));
+      c->set_output(1, c->input(2));
+      return same_as_input(c, 2, 3);
+    });
+
+// Checks h (B, w), weights (n, w, w), biases (n, w) and the scalar inputs.
+static absl::Status check_shapes(OpKernelContext* c, const Tensor& h, const Tensor& weights, const Tensor& biases,
+                                 std::initializer_list<int> scalars) {
+  const int w = h.dims() == 2 ? int(h.dim_size(1)) : -1;
+  if (h.dims() != 2 || w < 1) {
+    return absl::InvalidArgumentError("`h` must have shape (batch, width >= 1), got " + h.shape().DebugString());
+  }
+  if (weights.dims() != 3 || weights.dim_size(1) != w || weights.dim_size(2) != w) {
+    return absl::InvalidArgumentError("`weights` must have shape (layers, " + std::to_string(w) + ", " +
+                                      std::to_string(w) + "), got " + weights.shape().DebugString());
+  }
+  if (biases.dims() != 2 || biases.dim_size(0) != weights.dim_size(0) || biases.dim_size(1) != w) {
+    return absl::InvalidArgumentError("`biases` must have shape (" + std::to_string(weights.dim_size(0)) + ", " +
+                                      std::to_string(w) + "), got " + biases.shape().DebugString());
+  }
+  for (int index : scalars) {
+    if (!tensorflow::TensorShapeUtils::IsScalar(c->input(index).shape())) {
+      return absl::InvalidArgumentError("input " + std::to_string(index) + " (alpha or lr) must be a scalar, got " +
+                                        c->input(index).shape().DebugString());
+    }
+  }
+  return absl::OkStatus();
+}
+
+class ChunkOp : public OpKernel {
+ public:
+  explicit ChunkOp(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("activation", &activation_));
+    OP_REQUIRES_OK(c, c->GetAttr("threads", &threads_));
+    OP_REQUIRES(c, threads_ >= 1, absl::InvalidArgumentError("`threads` must be >= 1"));
+  }
+
+ protected:
+  std::string activation_;
+  int threads_;
+};
+
+template <typename T>
+class ForwardOp : public ChunkOp {
+ public:
+  using ChunkOp::ChunkOp;
+  void Compute(OpKernelContext* c) override {
+    const Tensor &h = c->input(0), &weights = c->input(1), &biases = c->input(2);
+    OP_REQUIRES_OK(c, check_shapes(c, h, weights, biases, {3}));
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, h.shape(), &out));
+    const int batch = int(h.dim_size(0)), width = int(h.dim_size(1));
+    const int64_t layers = weights.dim_size(0);
+    if (batch == 0) return;
+    const T alpha = c->input(3).scalar<T>()();
+    with_activation<T>(activation_, width, batch, [&](auto* group, int block) {
+      using G = std::remove_pointer_t<decltype(group)>;
+      const Problem p = plan<T, G>(batch, width, layers, threads_, block);
+      chunk_forward<T, G>(p, alpha, h.flat<T>().data(), weights.flat<T>().data(), biases.flat<T>().data(),
+                          out->flat<T>().data());
+    });
+  }
+};
+
+template <typename T, bool Sgd>
+class BackwardOp : public ChunkOp {
+ public:
+  using ChunkOp::ChunkOp;
+  void Compute(OpKernelContext* c) override {
+    const Tensor &h = c->input(0), &g = c->input(1), &weights = c->input(2), &biases = c->input(3);
+    OP_REQUIRES_OK(c, check_shapes(c, h, weights, biases, Sgd ? std::initializer_list<int>{4, 5}
+                                                               : std::initializer_list<int>{4}));
+    OP_REQUIRES(c, g.shape() == h.shape(),
+                absl::InvalidArgumentError("`g_end` must have the shape of `h_start` " + h.shape().DebugString() +
+                                           ", got " + g.shape().DebugString()));
+    Tensor *g_start = nullptr, *out_w = nullptr, *out_b = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, g.shape(), &g_start));
+    OP_REQUIRES_OK(c, c->allocate_output(1, weights.shape(), &out_w));
+    OP_REQUIRES_OK(c, c->allocate_output(2, biases.shape(), &out_b));
+    const int batch = int(h.dim_size(0)), width = int(h.dim_size(1));
+    const int64_t layers = weights.dim_size(0);
+    const T alpha = c->input(4).scalar<T>()();
+    const T lr = Sgd ? c->input(5).scalar<T>()() : T(0);
+    if (layers == 0 || batch == 0) {
+      // Nothing to walk: the gradient passes through; no sample gives a zero gradient.
+      std::copy_n(g.flat<T>().data(), g.NumElements(), g_start->flat<T>().data());
+      if (Sgd) {
+        std::copy_n(weights.flat<T>().data(), weights.NumElements(), out_w->flat<T>().data());
+        std::copy_n(biases.flat<T>().data(), biases.NumElements(), out_b->flat<T>().data());
+      } else {
+        std::fill_n(out_w->flat<T>().data(), out_w->NumElements(), T(0));
+        std::fill_n(out_b->flat<T>().data(), out_b->NumElements(), T(0));
+      }
+      return;
+    }
+    with_activation<T>(activation_, width, batch, [&](auto* group, int block) {
+      using G = std::remove_pointer_t<decltype(group)>;
+      chunk_backward<T, G>(threads_, batch, width, layers, alpha, h.flat<T>().data(), g.flat<T>().data(), weights.flat<T>().data(),
+                           biases.flat<T>().data(), Sgd ? &lr : nullptr, g_start->flat<T>().data(),
+                           out_w->flat<T>().data(), out_b->flat<T>().data());
+    });
+  }
+};
+
+#define ZOO_DEEP_REGISTER(T)                                                                          \
+  REGISTER_KERNEL_BUILDER(                                                                            \
+      Name("ZooDeepChunkForward").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), ForwardOp<T>); \
+  REGISTER_KERNEL_BUILDER(Name("ZooDeepChunkBackward").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"), \
+                          BackwardOp<T, false>);                                                      \
+  REGISTER_KERNEL_BUILDER(                                                                            \
+      Name("ZooDeepChunkBackwardSgd").Device(tensorflow::DEVICE_CPU).TypeConstraint<T>("T"),          \
+      BackwardOp<T, true>);
+
+ZOO_DEEP_REGISTER(float)
+ZOO_DEEP_REGISTER(double)
+
+}  // namespace zoo_deep
