@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.losses import OneMinusMax, SetMinRandomLoss
+import zoo.losses
+from zoo.losses import (
+    MultipleChoiceLoss,
+    OneMinusMax,
+    RelaxedWinnerTakesAllLoss,
+    SetMinRandomLoss,
+)
 
 
 def subnet_predictions():
@@ -80,7 +86,20 @@ def serialization_cases():
             sigma=2.5, seed=7, epsilon=1e-9, reduction="sum", name="set_min", dtype="float64"
         ),
         "OneMinusMax": lambda: OneMinusMax(reduction=None, name="floss", dtype="float64"),
+        "MultipleChoiceLoss": lambda: MultipleChoiceLoss(reduction="sum", dtype="float64"),
+        "RelaxedWinnerTakesAllLoss": lambda: RelaxedWinnerTakesAllLoss(
+            relaxation=0.2, reduction=None, name="rwta", dtype="float64"
+        ),
     }
+
+
+def test_every_zoo_loss_has_a_serialization_case():
+    losses = {
+        name
+        for name, obj in vars(zoo.losses).items()
+        if isinstance(obj, type) and issubclass(obj, keras.losses.Loss)
+    }
+    assert losses == set(serialization_cases())
 
 
 @pytest.mark.parametrize("name", sorted(serialization_cases()))

@@ -16,7 +16,12 @@ from zoo.layers import (
     NetArray,
     ResidualBlock,
 )
-from zoo.losses import OneMinusMax, SetMinRandomLoss
+from zoo.losses import (
+    MultipleChoiceLoss,
+    OneMinusMax,
+    RelaxedWinnerTakesAllLoss,
+    SetMinRandomLoss,
+)
 from zoo.metrics import RoundedIndexError, ToleranceAccuracy
 
 
@@ -35,12 +40,12 @@ LAYERS = {
 }
 
 
-def set_min_model():
-    """Two subnets of four features trained with the set-min random loss."""
+def subnets_model(loss):
+    """Two subnets of four features trained with one of the stacked-subnets losses."""
     inputs = keras.Input((3,))
     outputs = keras.layers.Reshape((2, 4))(keras.layers.Dense(8)(inputs))
     model = keras.Model(inputs, outputs)
-    model.compile("sgd", SetMinRandomLoss(sigma=0.0, seed=3, epsilon=1e-9))
+    model.compile("sgd", loss)
     return model, rand(5, 3), rand(5, 4)
 
 
@@ -57,7 +62,12 @@ def one_minus_max_model():
     return model, rand(5, 3), rand(5, 4)
 
 
-COMPILED = {"set_min_random_loss": set_min_model, "one_minus_max_and_metrics": one_minus_max_model}
+COMPILED = {
+    "set_min_random_loss": lambda: subnets_model(SetMinRandomLoss(sigma=0.0, epsilon=1e-9)),
+    "multiple_choice_loss": lambda: subnets_model(MultipleChoiceLoss()),
+    "relaxed_winner_takes_all_loss": lambda: subnets_model(RelaxedWinnerTakesAllLoss(0.3)),
+    "one_minus_max_and_metrics": one_minus_max_model,
+}
 
 
 @pytest.fixture(scope="module")
