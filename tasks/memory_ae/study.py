@@ -1,0 +1,639 @@
+"""Do set-min subnets specialise? And the memory-informed AE's open ideas (issue 15).
+
+One command trains a list of conditions on MNIST and prints one table per family:
+
+- set-min conditions, named `dl<code size>-<variant>`: K subnets (`SetMinAE`) decode the PCA
+  code; the variants are `single` (one decoder of the same size, plain MSE: the reference),
+  `schedule` (`SetMinRandomLoss`, sigma 1 : 10 : 100 over 1 : 2 : 1 of the run, the notes'),
+  `reverse` (100 : 10 : 1), `sigma<x>` (a constant sigma, e.g. `sigma0`, `sigma10`), `rwta`
+  (`RelaxedWinnerTakesAllLoss`, Rupprecht et al. 2017) and `smcl` (`MultipleChoiceLoss`, the
+  oracle loss of Lee et al. 2016, which is set-min at sigma 0). Measured on the test images:
+  the best subnet's MSE, each subnet's share of wins (the winner of an image is the subnet that
+  reconstructs it best), the mutual information in bits between the winner and the digit, and
+  the mean pairwise RMS distance between subnets' outputs relative to the per-pixel RMS error
+  `sqrt(best-subnet MSE)`; plus a picture of every subnet's outputs.
+- memory conditions, named `memory-<adam|signsgd>-<glorot|samples|kmeans>[-pretrain]`:
+  `MemoryInformedAE` with its memory array from the layer's initialiser, random training
+  images or k-means centroids, trained jointly (the current training) or in the pretraining
+  phases of `memory_init.PRETRAIN_PHASES`. Measured: both outputs' test MSE, slots used and
+  the selection perplexity.
+
+Every condition is committed when done (`conditions/<name>.json`, its picture and its history
+rows): a rerun of the same command skips finished conditions and retrains an interrupted one.
+
+This module is light at import (standard library, NumPy and `zoo.config`), so the CLI can
+build its flags from `StudyConfig`; Keras is imported when a study runs.
+"""
+
+import argparse
+import dataclasses
+import math
+import re
+import sys
+import time
+from typing import NamedTuple, Optional
+
+import numpy as np
+
+from zoo.errors import UsageError
+from zoo.validation import check_float, check_non_negative_int, check_positive_int
+
+TASK = "memory-ae-study"
+PIXELS = 784
+SETMIN_VARIANTS = ("single", "schedule", "reverse", "rwta", "smcl", "sigma<x>")
+SCHEDULES = {
+    "schedule": ((1, 1.0), (2, 10.0), (1, 100.0)),
+    "reverse": ((1, 100.0), (2, 10.0), (1, 1.0)),
+}
+OPTIMIZERS = ("adam", "signsgd")
+MEMORY_INITS = ("glorot", "samples", "kmeans")
+SIGNSGD_MOMENTUM = 0.9
+# The issue's goal for a set-min condition.
+GOAL_BITS = 0.5
+GOAL_DISTANCE_RATIO = 0.5
+GOAL_MSE_RATIO = 1.1
+
+DEFAULT_CONDITIONS = (
+    "dl2-single", "dl2-rwta", "dl2-smcl", "dl2-schedule", "dl2-reverse", "dl2-sigma10",
+    "dl6-single", "dl6-rwta", "dl6-smcl", "dl6-schedule", "dl6-reverse", "dl6-sigma10",
+    "dl10-single", "dl10-rwta", "dl10-smcl", "dl10-schedule",
+    "memory-adam-glorot", "memory-adam-samples", "memory-adam-kmeans",
+    "memory-signsgd-glorot", "memory-signsgd-samples", "memory-signsgd-kmeans",
+    "memory-adam-glorot-pretrain", "memory-signsgd-glorot-pretrain",
+)  # fmt: skip
+
+
+class Condition(NamedTuple):
+    """One parsed condition name."""
+
+    name: str
+    family: str  # "setmin" or "memory"
+    code_dims: int
+    variant: str  # set-min: the variant; memory: the optimizer
+    sigma: Optional[float] = None  # set-min `sigma<x>`
+    init: str = "glorot"  # memory
+    pretrain: bool = False  # memory
+
+
+def parse_condition(name: str, memory_code_dims: int = 6) -> Condition:
+    """The condition `name` means; `UsageError` naming `--conditions` when it means none.
+
+    Example:
+
+    >>> parse_condition("dl2-sigma10")
+    Condition(name='dl2-sigma10', family='setmin', code_dims=2, variant='sigma', sigma=10.0, \
+init='glorot', pretrain=False)
+    >>> parse_condition("memory-signsgd-kmeans-pretrain").pretrain
+    True
+    """
+    setmin = re.fullmatch(r"dl(\d+)-([a-z]+)([0-9.e+-]*)", name)
+    if setmin:
+        code_dims, variant, number = int(setmin[1]), setmin[2], setmin[3]
+        if not 1 <= code_dims <= PIXELS:
+            raise UsageError(f"`--conditions`: {name}: the code size must be in 1..{PIXELS}.")
+        if variant == "sigma" and number:
+            try:
+                sigma = float(number)
+            except ValueError:
+                sigma = -1.0
+            if not math.isfinite(sigma) or sigma < 0:
+                raise UsageError(f"`--conditions`: {name}: sigma must be a number >= 0.")
+            return Condition(name, "setmin", code_dims, "sigma", sigma)
+        if variant in SETMIN_VARIANTS and not number:
+            return Condition(name, "setmin", code_dims, variant)
+    memory = re.fullmatch(r"memory-([a-z]+)-([a-z]+)(-pretrain)?", name)
+    if memory and memory[1] in OPTIMIZERS and memory[2] in MEMORY_INITS:
+        return Condition(
+            name, "memory", memory_code_dims, memory[1], init=memory[2], pretrain=bool(memory[3])
+        )
+    raise UsageError(
+        f"`--conditions`: unknown condition {name!r}; set-min conditions are "
+        f"dl<code size>-<{'|'.join(SETMIN_VARIANTS)}> (e.g. dl2-rwta, dl6-sigma10), memory "
+        f"conditions memory-<{'|'.join(OPTIMIZERS)}>-<{'|'.join(MEMORY_INITS)}>[-pretrain]."
+    )
+
+
+@dataclasses.dataclass
+class StudyConfig:
+    """The study's settings; every field is a flag of `zoo memory-ae study`."""
+
+    conditions: tuple[str, ...] = dataclasses.field(
+        default=DEFAULT_CONDITIONS,
+        metadata={"help": "the conditions to train, in order (see the module docstring)"},
+    )
+    setmin_epochs: int = dataclasses.field(
+        default=5, metadata={"help": "epochs of every set-min condition"}
+    )
+    memory_epochs: int = dataclasses.field(
+        default=10, metadata={"help": "epochs of every memory condition"}
+    )
+    subnets: int = dataclasses.field(default=5, metadata={"help": "K, set-min decoders"})
+    relaxation: float = dataclasses.field(
+        default=0.05, metadata={"help": "rwta: total weight of the non-winning subnets"}
+    )
+    slots: int = dataclasses.field(default=10, metadata={"help": "mn, memory slots"})
+    memory_code_dims: int = dataclasses.field(
+        default=6, metadata={"help": "dl of the memory conditions"}
+    )
+    hidden: int = dataclasses.field(default=512, metadata={"help": "approximator hidden width"})
+    learning_rate: float = dataclasses.field(default=1e-3, metadata={"help": "Adam's rate"})
+    signsgd_learning_rate: float = dataclasses.field(
+        default=1e-4, metadata={"help": f"SignSGD's step (momentum {SIGNSGD_MOMENTUM})"}
+    )
+    batch_size: int = dataclasses.field(default=128, metadata={"help": "batch size"})
+    train_limit: int = dataclasses.field(
+        default=0, metadata={"help": "train on the first N training images (0: all 60,000)"}
+    )
+    test_limit: int = dataclasses.field(
+        default=0, metadata={"help": "measure on the first N test images (0: all 10,000)"}
+    )
+    seed: int = dataclasses.field(default=0, metadata={"help": "seed of every condition"})
+
+    def __post_init__(self):
+        self.conditions = tuple(self.conditions)
+        if not self.conditions:
+            raise UsageError("`--conditions` must name at least one condition.")
+        if len(set(self.conditions)) != len(self.conditions):
+            raise UsageError(f"`--conditions` names a condition twice: {self.conditions}.")
+        for field in ("setmin_epochs", "memory_epochs"):
+            _bounded("--" + field.replace("_", "-"), getattr(self, field), 10_000)
+        self.subnets = _bounded("--subnets", self.subnets, 100)
+        self.slots = _bounded("--slots", self.slots, 1000)
+        self.hidden = _bounded("--hidden", self.hidden, 1 << 16)
+        self.batch_size = _bounded("--batch-size", self.batch_size, 1 << 20)
+        self.memory_code_dims = _bounded("--memory-code-dims", self.memory_code_dims, PIXELS)
+        self.relaxation = check_float(
+            "--relaxation", self.relaxation, low=0.0, high=1.0, high_inclusive=False
+        )
+        for flag in ("learning_rate", "signsgd_learning_rate"):
+            value = check_float(
+                "--" + flag.replace("_", "-"), getattr(self, flag), low=0.0, low_inclusive=False
+            )
+            setattr(self, flag, value)
+        self.train_limit = check_non_negative_int("--train-limit", self.train_limit)
+        self.test_limit = check_non_negative_int("--test-limit", self.test_limit)
+        self.seed = check_non_negative_int("--seed", self.seed)
+        if self.seed >= 2**32:
+            raise UsageError(f"`--seed` must be below 2**32, got {self.seed}.")
+        for name in self.conditions:
+            parse_condition(name, self.memory_code_dims)
+
+
+def _bounded(flag: str, value, maximum: int) -> int:
+    value = check_positive_int(flag, value)
+    if value > maximum:
+        raise UsageError(f"`{flag}` must be at most {maximum:,}, got {value:,}.")
+    return value
+
+
+# --- measures (NumPy only) ------------------------------------------------------------------
+
+
+def subnet_errors(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-example, per-subnet MSE, `(examples, K)`, of outputs `(examples, K, pixels)`."""
+    return np.mean((outputs - targets[:, None, :]) ** 2, axis=2)
+
+
+def mutual_information_bits(winners: np.ndarray, labels: np.ndarray) -> float:
+    """Mutual information in bits between two discrete labelings of the same examples.
+
+    Example:
+
+    >>> import numpy as np
+    >>> digits = np.arange(1000) % 10
+    >>> round(mutual_information_bits(digits, digits), 6) == round(np.log2(10), 6)
+    True
+    >>> mutual_information_bits(np.zeros(1000, int), digits)
+    0.0
+    """
+    winners, labels = np.asarray(winners), np.asarray(labels)
+    if winners.shape != labels.shape or winners.ndim != 1 or not len(winners):
+        raise ValueError(
+            f"winners and labels must be equal-length vectors, got {winners.shape} and "
+            f"{labels.shape}."
+        )
+    _, winner_index = np.unique(winners, return_inverse=True)
+    _, label_index = np.unique(labels, return_inverse=True)
+    joint = np.zeros((winner_index.max() + 1, label_index.max() + 1))
+    np.add.at(joint, (winner_index, label_index), 1.0)
+    joint /= joint.sum()
+    product = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
+    present = joint > 0
+    return max(0.0, float(np.sum(joint[present] * np.log2(joint[present] / product[present]))))
+
+
+def mean_pairwise_rms_distance(outputs: np.ndarray) -> float:
+    """Mean over subnet pairs and examples of the RMS difference between two subnets' outputs
+    `(examples, K, pixels)`; 0 for one subnet.
+
+    Example:
+
+    >>> import numpy as np
+    >>> outputs = np.zeros((2, 3, 4))
+    >>> outputs[:, 1] = 0.3  # pairs (0, 1), (1, 2) differ by 0.3; (0, 2) by 0
+    >>> round(mean_pairwise_rms_distance(outputs), 6)
+    0.2
+    """
+    subnets = outputs.shape[1]
+    distances = [
+        np.sqrt(np.mean((outputs[:, i] - outputs[:, j]) ** 2, axis=1)).mean()
+        for i in range(subnets)
+        for j in range(i + 1, subnets)
+    ]
+    return float(np.mean(distances)) if distances else 0.0
+
+
+def specialisation(outputs: np.ndarray, targets: np.ndarray, labels: np.ndarray) -> dict:
+    """The set-min measures of one condition on a test set.
+
+    Returns:
+        `best_subnet_mse`, `rms_error` (`sqrt` of it), `pairwise_rms_distance`,
+        `distance_to_error` (their ratio), `winner_class_bits`, `subnets_winning` and
+        `win_share_<k>` per subnet, the winner of an example being its best subnet.
+    """
+    errors = subnet_errors(outputs, targets)
+    winners = np.argmin(errors, axis=1)
+    best = float(np.mean(errors[np.arange(len(errors)), winners]))
+    distance = mean_pairwise_rms_distance(outputs)
+    shares = np.bincount(winners, minlength=outputs.shape[1]) / len(winners)
+    return {
+        "best_subnet_mse": best,
+        "rms_error": math.sqrt(best),
+        "pairwise_rms_distance": distance,
+        "distance_to_error": distance / math.sqrt(best) if best > 0 else float("inf"),
+        "winner_class_bits": mutual_information_bits(winners, labels),
+        "subnets_winning": int(np.count_nonzero(shares)),
+        **{f"win_share_{k}": float(share) for k, share in enumerate(shares)},
+    }
+
+
+def meets_goal(row: dict, single_mse: Optional[float]) -> bool:
+    """The issue's goal: winner/class information >= 0.5 bits, pairwise distance >= half the
+    RMS error, best-subnet MSE within 10% of the single decoder's (which must be known)."""
+    return bool(
+        single_mse is not None
+        and row["winner_class_bits"] >= GOAL_BITS
+        and row["distance_to_error"] >= GOAL_DISTANCE_RATIO
+        and row["best_subnet_mse"] <= GOAL_MSE_RATIO * single_mse
+    )
+
+
+# --- the study -------------------------------------------------------------------------------
+
+
+class _Data:
+    """MNIST images, loaded once; PCA codes per code size, fitted on the training images."""
+
+    def __init__(self, config: StudyConfig):
+        from .data import fit_pca, load_images
+
+        (self.train_images, _), (test_images, test_labels) = load_images(config.train_limit)
+        limit = config.test_limit or len(test_images)
+        self.test_images, self.test_labels = test_images[:limit], test_labels[:limit]
+        self._fit_pca = fit_pca
+        self._codes = {}
+
+    def codes(self, code_dims: int):
+        """`(train codes, test codes)` of the `code_dims`-dimensional whitened PCA."""
+        if code_dims not in self._codes:
+            pca = self._fit_pca(code_dims, self.train_images)
+            self._codes[code_dims] = (
+                pca.transform(self.train_images).astype("float32"),
+                pca.transform(self.test_images).astype("float32"),
+            )
+        return self._codes[code_dims]
+
+
+def describe(condition: Condition, config: StudyConfig) -> str:
+    """The condition in words, for titles and the log."""
+    if condition.family == "memory":
+        optimizer = (
+            f"Adam {config.learning_rate:g}"
+            if condition.variant == "adam"
+            else f"SignSGD {config.signsgd_learning_rate:g}"
+        )
+        init = {
+            "glorot": "Glorot memory",
+            "samples": "memory = training images",
+            "kmeans": "memory = k-means centroids",
+        }[condition.init]
+        training = "pretrained memory, then candidates, then joint" if condition.pretrain else (
+            "joint training"
+        )
+        return f"MemoryInformedAE dl={condition.code_dims}, {optimizer}, {init}, {training}"
+    if condition.variant == "sigma":
+        return (f"SetMinAE dl={condition.code_dims}, {config.subnets} subnet(s), set-min, "
+                f"sigma {condition.sigma:g}")
+    loss = {
+        "single": "one decoder, MSE",
+        "schedule": "set-min, sigma 1 : 10 : 100 over 1 : 2 : 1",
+        "reverse": "set-min, sigma 100 : 10 : 1 over 1 : 2 : 1",
+        "rwta": f"relaxed WTA, eps {config.relaxation:g}",
+        "smcl": "sMCL (min loss)",
+    }[condition.variant]
+    subnets = 1 if condition.variant == "single" else config.subnets
+    return f"SetMinAE dl={condition.code_dims}, {subnets} subnet(s), {loss}"
+
+
+def _optimizer(name: str, config: StudyConfig):
+    import keras
+
+    from zoo.callbacks import SignSGD
+
+    if name == "signsgd":
+        return SignSGD(config.signsgd_learning_rate, momentum=SIGNSGD_MOMENTUM)
+    return keras.optimizers.Adam(config.learning_rate)
+
+
+def train_setmin(condition: Condition, config: StudyConfig, data: _Data, verbose=0):
+    """Trains one set-min condition; returns `(measures, history rows, test outputs)`."""
+    import keras
+
+    from zoo.losses import MultipleChoiceLoss, RelaxedWinnerTakesAllLoss, SetMinRandomLoss
+    from zoo.training import StopOnNonFinite
+
+    from .data import EpochBatches
+    from .measures import SigmaSchedule
+    from .models import SetMinAE
+
+    train_codes, test_codes = data.codes(condition.code_dims)
+    keras.utils.set_random_seed(config.seed)
+    subnets = 1 if condition.variant == "single" else config.subnets
+    model = SetMinAE(subnets, PIXELS, config.hidden)
+    callbacks = [StopOnNonFinite("the learning rate is likely too high")]
+    if condition.variant in ("single", "smcl"):
+        loss = MultipleChoiceLoss()
+    elif condition.variant == "rwta":
+        loss = RelaxedWinnerTakesAllLoss(config.relaxation)
+    else:
+        sigma = condition.sigma if condition.variant == "sigma" else 0.0
+        loss = SetMinRandomLoss(sigma=sigma, seed=config.seed)
+        if condition.variant in SCHEDULES:
+            stages = SCHEDULES[condition.variant]
+            callbacks.append(SigmaSchedule(loss, config.setmin_epochs, stages))
+    model.compile(_optimizer("adam", config), loss=loss, jit_compile=True)
+    batches = EpochBatches(train_codes, data.train_images, config.batch_size, config.seed)
+    history = model.fit(
+        batches, epochs=config.setmin_epochs, shuffle=False, callbacks=callbacks, verbose=verbose
+    )
+    rows = [{"epoch": epoch + 1, "loss": value} for epoch, value in
+            zip(history.epoch, history.history["loss"])]
+    if condition.variant in SCHEDULES:
+        for row in rows:
+            row["sigma"] = callbacks[-1].sigma_at(row["epoch"] - 1)
+    outputs = model.predict(test_codes, batch_size=1000, verbose=0)
+    return specialisation(outputs, data.test_images, data.test_labels), rows, outputs
+
+
+def train_memory(condition: Condition, config: StudyConfig, data: _Data, verbose=0):
+    """Trains one memory condition; returns `(measures, history rows, test outputs)`."""
+    import keras
+    from keras import ops
+
+    from zoo.training import StopOnNonFinite
+
+    from .data import EpochBatches
+    from .measures import MemoryMeasures, selection_perplexity, slots_used
+    from .memory_init import (
+        JOINT_ONLY,
+        PRETRAIN_PHASES,
+        fit_memory_ae,
+        initial_memory,
+        set_memory,
+    )
+    from .models import MemoryInformedAE
+
+    train_codes, test_codes = data.codes(condition.code_dims)
+    keras.utils.set_random_seed(config.seed)
+    model = MemoryInformedAE(config.slots, PIXELS, config.hidden)
+    model.build((None, condition.code_dims))
+    pictures = initial_memory(condition.init, data.train_images, config.slots, config.seed)
+    if pictures is not None:
+        set_memory(model, pictures)
+    targets = (data.train_images, data.train_images)
+    batches = EpochBatches(train_codes, targets, config.batch_size, config.seed)
+    rows = fit_memory_ae(
+        model,
+        batches,
+        config.memory_epochs,
+        lambda: _optimizer(condition.variant, config),
+        PRETRAIN_PHASES if condition.pretrain else JOINT_ONLY,
+        [StopOnNonFinite("the learning rate is likely too high"),
+         MemoryMeasures(test_codes, data.test_images)],
+        verbose,
+    )
+    memory, informed = model.predict(test_codes, batch_size=1000, verbose=0)
+    selection = ops.convert_to_numpy(model.selection(test_codes))
+    memory_array = ops.convert_to_numpy(ops.sigmoid(model.memory.memory))
+    measures = {
+        "test_mse_memory": float(np.mean((memory - data.test_images) ** 2)),
+        "test_mse_informed": float(np.mean((informed - data.test_images) ** 2)),
+        "slots_used": slots_used(selection),
+        "selection_perplexity": selection_perplexity(selection),
+    }
+    return measures, rows, (memory, informed, memory_array)
+
+
+def picture_columns(labels: np.ndarray, per_digit: int = 2) -> np.ndarray:
+    """Indices of the first `per_digit` test images of every digit, digit by digit."""
+    picks = [np.flatnonzero(labels == digit)[:per_digit] for digit in range(10)]
+    return np.concatenate(picks)
+
+
+def draw_condition(run, condition: Condition, config: StudyConfig, data: _Data, measures,
+                   outputs) -> str:
+    """Writes `<condition>.png`: rows = target and each subnet (memory conditions: target,
+    memory, memory-informed, the memory array), columns = test digits; the best subnet of
+    each column is framed in red. Returns the file name."""
+    from zoo.runs import matplotlib_agg
+
+    plt = matplotlib_agg()
+    columns = picture_columns(data.test_labels)
+    if condition.family == "setmin":
+        rows = [data.test_images[columns]] + [
+            outputs[columns, k] for k in range(outputs.shape[1])
+        ]
+        names = ["target"] + [
+            f"subnet {k} ({measures[f'win_share_{k}']:.0%} wins)" for k in range(outputs.shape[1])
+        ]
+        winners = np.argmin(subnet_errors(outputs[columns], data.test_images[columns]), axis=1)
+        summary = (
+            f"best-subnet MSE {measures['best_subnet_mse']:.4f}, winner/digit information "
+            f"{measures['winner_class_bits']:.2f} bits, pairwise RMS distance "
+            f"{measures['distance_to_error']:.2f} x RMS error"
+        )
+    else:
+        memory, informed, memory_array = outputs
+        rows = [data.test_images[columns], memory[columns], informed[columns], memory_array]
+        names = ["target", "memory output", "memory-informed", "memory array sigmoid(M)"]
+        winners = None
+        summary = (
+            f"test MSE memory {measures['test_mse_memory']:.4f}, informed "
+            f"{measures['test_mse_informed']:.4f}, slots used {measures['slots_used']}, "
+            f"perplexity {measures['selection_perplexity']:.2f}"
+        )
+    width = len(columns)
+    figure, axes = plt.subplots(
+        len(rows), width, figsize=(0.6 * width + 1.6, 0.62 * len(rows) + 0.9), squeeze=False
+    )
+    for row, pictures in enumerate(rows):
+        for column in range(width):
+            axis = axes[row, column]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if column < len(pictures):
+                axis.imshow(pictures[column].reshape(28, 28), cmap="gray", vmin=0, vmax=1)
+            else:
+                axis.axis("off")
+            if winners is not None and row > 0 and winners[column] == row - 1:
+                for spine in axis.spines.values():
+                    spine.set_edgecolor("red")
+                    spine.set_linewidth(2)
+        axes[row, 0].set_ylabel(names[row], rotation=0, ha="right", va="center", fontsize=8)
+    figure.suptitle(
+        f"{condition.name}: {describe(condition, config)}\n{summary}\n"
+        f"columns: test images, two per digit 0-9"
+        + ("; red frame: the subnet that reconstructs it best" if winners is not None else ""),
+        fontsize=8,
+    )
+    figure.subplots_adjust(wspace=0.05, hspace=0.05)
+    run.save_figure(figure, condition.name)
+    return f"{condition.name}.png"
+
+
+def study_tables(rows: list) -> dict:
+    """`{"setmin": DataFrame, "memory": DataFrame}` of the finished conditions' rows, with the
+    set-min rows compared to the single decoder of their code size."""
+    import pandas as pd
+
+    setmin = [dict(row) for row in rows if row["family"] == "setmin"]
+    singles = {row["code_dims"]: row["best_subnet_mse"] for row in setmin
+               if row["variant"] == "single"}
+    for row in setmin:
+        single = singles.get(row["code_dims"])
+        row["mse_vs_single"] = row["best_subnet_mse"] / single if single else None
+        row["goal_met"] = meets_goal(row, single)
+    memory = [dict(row) for row in rows if row["family"] == "memory"]
+    setmin_columns = [
+        "condition", "best_subnet_mse", "mse_vs_single", "winner_class_bits",
+        "pairwise_rms_distance", "rms_error", "distance_to_error", "subnets_winning",
+        "win_shares", "goal_met", "epochs", "wall_seconds",
+    ]  # fmt: skip
+    memory_columns = [
+        "condition", "test_mse_memory", "test_mse_informed", "slots_used",
+        "selection_perplexity", "epochs", "wall_seconds",
+    ]  # fmt: skip
+    return {
+        "setmin": pd.DataFrame(setmin, columns=setmin_columns),
+        "memory": pd.DataFrame(memory, columns=memory_columns),
+    }
+
+
+def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = None, verbose=0,
+              root="runs") -> dict:
+    """Trains every condition not yet finished in the study folder; writes and prints the
+    tables (`setmin.csv`, `memory.csv`). Returns the tables.
+
+    Args:
+        config: the study's settings (on resume the saved config wins).
+        run_path: the study folder, or None for a new `root/memory-ae-study/<UTC time>`.
+        given: the flags the user passed (None: all of `config`).
+        verbose: Keras's `fit` verbosity.
+        root: where a new folder goes when `run_path` is None.
+    """
+    from zoo.errors import DivergenceError
+    from zoo.runs import RunFolder, read_json
+
+    with RunFolder.open(run_path, TASK, config, given=given, root=root) as run:
+        config = run.config
+        run.mark_running()
+        (run.path / "conditions").mkdir(exist_ok=True)
+        data, rows = None, []
+        for name in config.conditions:
+            condition = parse_condition(name, config.memory_code_dims)
+            record = run.file(f"conditions/{name}.json")
+            if record.exists():
+                rows.append(read_json(record))
+                print(f"memory-ae study: {name} finished earlier; skipped", flush=True)
+                continue
+            data = data or _Data(config)
+            run.truncate_history("epoch", 0, where={"condition": name})
+            print(f"memory-ae study: {name}: {describe(condition, config)}", flush=True)
+            started = time.perf_counter()
+            train = train_setmin if condition.family == "setmin" else train_memory
+            try:
+                measures, history, outputs = train(condition, config, data, verbose)
+            except DivergenceError as error:
+                run.mark_failed(f"condition {name}: {error}")
+                raise
+            seconds = time.perf_counter() - started
+            picture = draw_condition(run, condition, config, data, measures, outputs)
+            run.append_history_rows([{"condition": name, **row} for row in history])
+            row = {
+                "condition": name,
+                "family": condition.family,
+                "code_dims": condition.code_dims,
+                "variant": condition.variant,
+                "description": describe(condition, config),
+                "epochs": config.setmin_epochs if condition.family == "setmin"
+                else config.memory_epochs,
+                "wall_seconds": round(seconds, 1),
+                "picture": picture,
+                **measures,
+            }
+            if condition.family == "setmin":
+                shares = [value for key, value in measures.items() if key.startswith("win_share_")]
+                row["win_shares"] = "/".join(f"{share:.2f}" for share in shares)
+            run.write_json(f"conditions/{name}.json", row)  # the condition's commit point
+            rows.append(row)
+            print(f"memory-ae study: {name} done in {seconds:.0f} s: "
+                  + _summary(row), flush=True)
+        tables = study_tables(rows)
+        for family, table in tables.items():
+            if len(table):
+                run.write_csv(f"{family}.csv", table)
+                print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        setmin = tables["setmin"]
+        met = list(setmin.loc[setmin["goal_met"].astype(bool), "condition"])
+        run.mark_finished(conditions=len(rows), goal_met=met)
+        print(f"memory-ae study: {len(rows)} conditions; goal met by "
+              f"{', '.join(met) if len(met) else 'none'}; run folder {run.path}", flush=True)
+    return tables
+
+
+def _summary(row: dict) -> str:
+    if row["family"] == "setmin":
+        return (f"best-subnet MSE {row['best_subnet_mse']:.4f}, {row['winner_class_bits']:.2f} "
+                f"bits, distance {row['distance_to_error']:.2f} x RMS error, "
+                f"wins {row['win_shares']}")
+    return (f"MSE memory {row['test_mse_memory']:.4f}, informed {row['test_mse_informed']:.4f}, "
+            f"slots {row['slots_used']}, perplexity {row['selection_perplexity']:.2f}")
+
+
+def main(argv=None) -> int:
+    """`python -m zoo.tasks.memory_ae.study`: the same flags as `zoo memory-ae study`."""
+    from zoo.config import add_config_arguments, config_from_args, given_flags
+    from zoo.errors import DivergenceError, ZooError
+
+    parser = argparse.ArgumentParser(prog="python -m zoo.tasks.memory_ae.study",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default=None, help="the study folder "
+                        "(default: runs/memory-ae-study/<UTC time>)")
+    parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    add_config_arguments(parser, StudyConfig)
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(StudyConfig, args)
+        from zoo.tf_quiet import import_tensorflow
+
+        import_tensorflow()
+        run_study(config, args.run, given=given_flags(args, StudyConfig),
+                  verbose=0 if args.quiet else 2)
+    except ZooError as error:
+        print(f"zoo: error: {error}", file=sys.stderr)
+        return 3 if isinstance(error, DivergenceError) else 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
