@@ -129,4 +129,5 @@ class ArgMaxHyperModel(_HyperModelBase):
                 f"`steps_per_epoch` ({steps}) must be a multiple of the hypermodel's "
                 f"`steps_per_execution` ({self.steps_per_execution})."
             )
+        kwargs.setdefault("shuffle", False)  # fresh batches every step: nothing to shuffle
         return model.fit(*args, **kwargs)
