@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import zoo.losses
+from zoo.errors import UsageError
 from zoo.losses import (
     MultipleChoiceLoss,
     OneMinusMax,
@@ -59,12 +60,12 @@ def test_sigma_is_a_variable_a_callback_can_change():
 
 
 def test_mismatched_shapes():
-    with pytest.raises(ValueError, match="y_pred"):
+    with pytest.raises(UsageError, match="y_pred"):
         SetMinRandomLoss()(np.zeros((2, 3)), np.zeros((2, 3)))
 
 
 def test_negative_sigma():
-    with pytest.raises(ValueError, match="sigma"):
+    with pytest.raises(UsageError, match="sigma"):
         SetMinRandomLoss(sigma=-1.0)
 
 
@@ -129,5 +130,5 @@ def test_config_json_and_registered_name_round_trip(name):
 
 
 def test_bad_epsilon():
-    with pytest.raises(ValueError, match="epsilon"):
+    with pytest.raises(UsageError, match="epsilon"):
         SetMinRandomLoss(epsilon=0.0)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from zoo.errors import UsageError
 from zoo.metrics import RoundedIndexError, ToleranceAccuracy, rounded_index_error
 
 
@@ -36,7 +37,7 @@ def test_metrics_serialize():
 
 
 def test_bad_tolerance():
-    with pytest.raises(ValueError, match="tolerance"):
+    with pytest.raises(UsageError, match="tolerance"):
         ToleranceAccuracy(tolerance=0)
 
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from zoo.errors import UsageError
 from zoo.reduction import PCA
 
 
@@ -30,9 +31,9 @@ def test_save_load(tmp_path):
 
 
 def test_bad_dims():
-    with pytest.raises(ValueError, match="dims"):
+    with pytest.raises(UsageError, match="dims"):
         PCA(0)
-    with pytest.raises(ValueError, match="dims"):
+    with pytest.raises(UsageError, match="dims"):
         PCA(10).fit(np.zeros((20, 4)))
 
 
@@ -47,5 +48,5 @@ def test_unwhitened_codes_keep_the_variances(tmp_path):
 
 
 def test_use_before_fit_names_fit():
-    with pytest.raises(ValueError, match="fit"):
+    with pytest.raises(UsageError, match="fit"):
         PCA(2).transform(np.zeros((3, 4)))

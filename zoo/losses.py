@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from zoo.errors import UsageError
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class SetMinRandomLoss(keras.losses.Loss):
@@ -60,9 +62,9 @@ class SetMinRandomLoss(keras.losses.Loss):
     ) -> None:
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         if not isinstance(sigma, (int, float)) or sigma < 0:
-            raise ValueError(f"`sigma` must be a float >= 0, got {sigma!r}.")
+            raise UsageError(f"`sigma` must be a float >= 0, got {sigma!r}.")
         if not isinstance(epsilon, (int, float)) or epsilon <= 0:
-            raise ValueError(f"`epsilon` must be > 0, got {epsilon!r}.")
+            raise UsageError(f"`epsilon` must be > 0, got {epsilon!r}.")
         self.sigma = keras.Variable(float(sigma), trainable=False, dtype="float32", name="sigma")
         self.seed = seed
         self.epsilon = epsilon
@@ -73,7 +75,7 @@ class SetMinRandomLoss(keras.losses.Loss):
         y_pred = ops.convert_to_tensor(y_pred)
         y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
         if len(y_pred.shape) != len(y_true.shape) + 1:
-            raise ValueError(
+            raise UsageError(
                 "`y_pred` of SetMinRandomLoss must have one more axis than `y_true` "
                 f"(the subnets, axis 1); got shapes {tuple(y_pred.shape)} and "
                 f"{tuple(y_true.shape)}."
@@ -159,7 +161,7 @@ def _subnet_squared_errors(y_true: Any, y_pred: Any, loss_name: str) -> Any:
     y_pred = ops.convert_to_tensor(y_pred)
     y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
     if len(y_pred.shape) != len(y_true.shape) + 1:
-        raise ValueError(
+        raise UsageError(
             f"`y_pred` of {loss_name} must have one more axis than `y_true` (the subnets, "
             f"axis 1); got shapes {tuple(y_pred.shape)} and {tuple(y_true.shape)}."
         )
@@ -274,7 +276,7 @@ class RelaxedWinnerTakesAllLoss(keras.losses.Loss):
             or not isinstance(relaxation, (int, float))
             or not 0.0 <= relaxation < 1.0
         ):
-            raise ValueError(f"`relaxation` must be a float in [0, 1), got {relaxation!r}.")
+            raise UsageError(f"`relaxation` must be a float in [0, 1), got {relaxation!r}.")
         self.relaxation = float(relaxation)
 
     def subnet_losses(self, y_true: Any, y_pred: Any) -> Any:

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from zoo.errors import UsageError
+
 DEFAULT_TOLERANCE = 10**-0.5 / 2
 
 
@@ -98,7 +100,7 @@ class ToleranceAccuracy(keras.metrics.MeanMetricWrapper):
         self, tolerance: float = DEFAULT_TOLERANCE, name: str = "accuracy", dtype: str | None = None
     ) -> None:
         if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance <= 0:
-            raise ValueError(f"`tolerance` must be a float > 0, got {tolerance!r}.")
+            raise UsageError(f"`tolerance` must be a float > 0, got {tolerance!r}.")
         super().__init__(fn=tolerance_accuracy, name=name, dtype=dtype, tolerance=tolerance)
         self.tolerance = tolerance
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.errors import UsageError
 from zoo.validation import check_positive_int
 
 
@@ -44,7 +45,7 @@ class PCA:
         """Fits the components on `x`, shape `(examples, ...)`; returns `self`."""
         x = np.asarray(x, np.float64).reshape(len(x), -1)
         if self.dims > x.shape[1]:
-            raise ValueError(f"`dims`={self.dims} exceeds the data width {x.shape[1]}.")
+            raise UsageError(f"`dims`={self.dims} exceeds the data width {x.shape[1]}.")
         self.mean = x.mean(axis=0)
         covariance = np.cov(x - self.mean, rowvar=False)
         eigenvalues, eigenvectors = np.linalg.eigh(covariance)
@@ -58,7 +59,7 @@ class PCA:
 
     def _check_fitted(self) -> None:
         if self.components is None:
-            raise ValueError("This PCA is not fitted yet: call `fit(x)` or `PCA.load(path)`.")
+            raise UsageError("This PCA is not fitted yet: call `fit(x)` or `PCA.load(path)`.")
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """The float32 codes of `x`, shape `(examples, dims)`."""

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from zoo.errors import UsageError
 from zoo.layers import ApproximatorLayer
 
 
@@ -49,10 +50,10 @@ def test_scalar_output_shape_checks():
     "args, name", [((0, 3), "hidden"), ((4, (3, 0)), "output_shape"), ((4, "x"), "output_shape")]
 )
 def test_bad_arguments(args, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(UsageError, match=name):
         ApproximatorLayer(*args)
 
 
 def test_unknown_activation():
-    with pytest.raises(ValueError, match="activation"):
+    with pytest.raises(UsageError, match="activation"):
         ApproximatorLayer(4, 3, activation="wiggle")

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from zoo.errors import UsageError
 from zoo.layers import MemoryDotLayer
 
 
@@ -36,11 +37,11 @@ def test_standard_layer_checks():
 
 
 def test_mismatched_selection_width():
-    with pytest.raises(ValueError, match="slots"):
+    with pytest.raises(UsageError, match="slots"):
         MemoryDotLayer(3, 5)(np.ones((2, 4), "float32"))
 
 
 @pytest.mark.parametrize("args, name", [((0, 3), "slots"), ((3, 0), "units")])
 def test_bad_sizes(args, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(UsageError, match=name):
         MemoryDotLayer(*args)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from zoo.errors import UsageError
 from zoo.layers import MultiplyBlock
 
 
@@ -50,10 +51,10 @@ def test_standard_layer_checks():
 
 @pytest.mark.parametrize("args, name", [((0, 3), "hidden"), ((3, -1), "units")])
 def test_bad_sizes(args, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(UsageError, match=name):
         MultiplyBlock(*args)
 
 
 def test_single_input_is_rejected():
-    with pytest.raises(ValueError, match="inputs"):
+    with pytest.raises(UsageError, match="inputs"):
         MultiplyBlock(3, 2)(np.ones((2, 3), "float32"))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from zoo.errors import UsageError
 from zoo.layers import MultiplySimple
 
 
@@ -35,10 +36,10 @@ def test_standard_layer_checks():
 
 
 def test_mismatched_widths():
-    with pytest.raises(ValueError, match="equal widths"):
+    with pytest.raises(UsageError, match="equal widths"):
         MultiplySimple(2)([np.ones((2, 3), "float32"), np.ones((2, 4), "float32")])
 
 
 def test_bad_units():
-    with pytest.raises(ValueError, match="units"):
+    with pytest.raises(UsageError, match="units"):
         MultiplySimple(0)

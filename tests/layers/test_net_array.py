@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from zoo.errors import UsageError
 from zoo.layers import NetArray
 
 
@@ -38,5 +39,5 @@ def test_output_follows_the_compute_dtype():
 
 @pytest.mark.parametrize("shape", [0, (2, -1), "3"])
 def test_bad_shape(shape):
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(UsageError, match="shape"):
         NetArray(shape)

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from zoo.errors import UsageError
 from zoo.layers import ResidualBlock
 
 
@@ -67,5 +68,5 @@ def test_fan_in_uniform_standard_layer_checks():
     ],
 )
 def test_bad_arguments(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(UsageError, match=name):
         ResidualBlock(**kwargs)

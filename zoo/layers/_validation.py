@@ -8,6 +8,8 @@ from typing import Any
 
 import keras
 
+from zoo.errors import UsageError
+
 ACTIVATIONS = (
     "linear", "relu", "tanh", "sigmoid", "selu", "softsign", "softmax", "elu", "gelu", "swish",
 )  # fmt: skip
@@ -25,7 +27,7 @@ def check_activation(name: str, value: Activation) -> Activation:
     try:
         keras.activations.get(value)
     except (ValueError, TypeError):
-        raise ValueError(
+        raise UsageError(
             f"`{name}` must be one of {', '.join(ACTIVATIONS)} (or a callable), got {value!r}."
         ) from None
     return value
@@ -36,10 +38,10 @@ def check_shape(name: str, value: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, (tuple, list)):
-        raise ValueError(f"`{name}` must be an int or a tuple of positive ints, got {value!r}.")
+        raise UsageError(f"`{name}` must be an int or a tuple of positive ints, got {value!r}.")
     for dim in value:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0:
-            raise ValueError(f"`{name}` must contain positive ints only, got {tuple(value)!r}.")
+            raise UsageError(f"`{name}` must contain positive ints only, got {tuple(value)!r}.")
     return tuple(value)
 
 

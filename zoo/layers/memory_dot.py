@@ -5,6 +5,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from zoo.errors import UsageError
 from zoo.layers._validation import Activation, Initializer, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
@@ -57,7 +58,7 @@ class MemoryDotLayer(keras.layers.Layer):
 
     def build(self, input_shape: tuple) -> None:
         if input_shape[-1] != self.slots:
-            raise ValueError(
+            raise UsageError(
                 f"`slots`={self.slots} does not match the selection width {input_shape[-1]}."
             )
         self.memory = self.add_weight(

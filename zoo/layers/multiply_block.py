@@ -4,6 +4,7 @@ from typing import Any
 
 import keras
 
+from zoo.errors import UsageError
 from zoo.layers._validation import Activation, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
@@ -53,7 +54,7 @@ class MultiplyBlock(keras.layers.Layer):
             or len(input_shape) != 2
             or not isinstance(input_shape[0], (list, tuple))
         ):
-            raise ValueError("`inputs` of MultiplyBlock must be a list of two tensors [a, b].")
+            raise UsageError("`inputs` of MultiplyBlock must be a list of two tensors [a, b].")
         shape_a, shape_b = input_shape
         self.dense_a = keras.layers.Dense(self.hidden, dtype=self.dtype_policy, name="dense_a")
         self.dense_b = keras.layers.Dense(self.hidden, dtype=self.dtype_policy, name="dense_b")

@@ -4,6 +4,7 @@ from typing import Any
 
 import keras
 
+from zoo.errors import UsageError
 from zoo.layers._validation import Activation, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
@@ -43,10 +44,10 @@ class MultiplySimple(keras.layers.Layer):
             or len(input_shape) != 2
             or not isinstance(input_shape[0], (list, tuple))
         ):
-            raise ValueError("`inputs` of MultiplySimple must be a list of two tensors [a, b].")
+            raise UsageError("`inputs` of MultiplySimple must be a list of two tensors [a, b].")
         shape_a, shape_b = input_shape
         if shape_a[-1] != shape_b[-1]:
-            raise ValueError(
+            raise UsageError(
                 f"`inputs` of MultiplySimple must have equal widths, got {shape_a[-1]} and "
                 f"{shape_b[-1]}."
             )

@@ -5,6 +5,7 @@ from typing import Any
 
 import keras
 
+from zoo.errors import UsageError
 from zoo.layers._validation import Activation, Initializer, check_activation, serialize_setting
 from zoo.validation import check_positive_int
 
@@ -79,7 +80,7 @@ class ResidualBlock(keras.layers.Layer):
     def build(self, input_shape: tuple) -> None:
         width = input_shape[-1]
         if width is None:
-            raise ValueError("`ResidualBlock` needs a known last input dimension.")
+            raise UsageError("`ResidualBlock` needs a known last input dimension.")
         self.dense_in = self._dense(self.hidden, width, "dense_in")
         self.dense_out = self._dense(width, self.hidden, "dense_out")
         self.dense_in.build(input_shape)
