@@ -22,8 +22,8 @@ class SignSGD(keras.optimizers.Optimizer):
 
     >>> optimizer = SignSGD(learning_rate=0.1)
     >>> w = keras.Variable([1.0, 1.0, 1.0])
-    >>> optimizer.apply_gradients([(keras.ops.convert_to_tensor([3.0, -0.01, 0.0]), w)])
-    >>> w.numpy().round(3).tolist()
+    >>> _ = optimizer.apply_gradients([(keras.ops.convert_to_tensor([3.0, -0.01, 0.0]), w)])
+    >>> [round(float(value), 3) for value in w.numpy()]
     [0.9, 1.1, 1.0]
 
     References:
