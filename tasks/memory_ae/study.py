@@ -610,29 +610,56 @@ def _summary(row: dict) -> str:
             f"slots {row['slots_used']}, perplexity {row['selection_perplexity']:.2f}")
 
 
-def main(argv=None) -> int:
-    """`python -m zoo.tasks.memory_ae.study`: the same flags as `zoo memory-ae study`."""
-    from zoo.config import add_config_arguments, config_from_args, given_flags
-    from zoo.errors import DivergenceError, ZooError
+def add_study_parser(commands) -> argparse.ArgumentParser:
+    """Adds the `study` command to a subparsers object (`zoo memory-ae study`); its handler
+    imports TensorFlow only when it runs."""
+    parser = commands.add_parser(
+        "study",
+        help="do set-min subnets specialise? and the memory AE's open ideas: a list of "
+        "conditions, each committed when done (a rerun skips finished ones), then the tables",
+    )
+    _add_flags(parser)
+    parser.set_defaults(handler=handle_study)
+    return parser
 
-    parser = argparse.ArgumentParser(prog="python -m zoo.tasks.memory_ae.study",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--run", default=None, help="the study folder "
-                        "(default: runs/memory-ae-study/<UTC time>)")
+
+def _add_flags(parser: argparse.ArgumentParser) -> None:
+    from zoo.config import add_config_arguments
+
+    parser.add_argument(
+        "--run", default=None, help=f"the study folder (default: runs/{TASK}/<UTC time>)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
     add_config_arguments(parser, StudyConfig)
+
+
+def handle_study(args: argparse.Namespace) -> int:
+    """Runs the study the parsed flags describe."""
+    from zoo.config import config_from_args, given_flags
+    from zoo.tf_quiet import import_tensorflow
+
+    config = config_from_args(StudyConfig, args)
+    import_tensorflow(verbose=getattr(args, "verbose", False))
+    run_study(config, args.run, given=given_flags(args, StudyConfig),
+              verbose=0 if args.quiet else 2)
+    return 0
+
+
+def main(argv=None) -> int:
+    """`python -m zoo.tasks.memory_ae.study`: the flags of `zoo memory-ae study`; a project
+    error is one line on stderr (exit 2; a diverged condition exit 3)."""
+    from zoo.errors import DivergenceError, ZooError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.tasks.memory_ae.study", description=__doc__.splitlines()[0]
+    )
+    _add_flags(parser)
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(StudyConfig, args)
-        from zoo.tf_quiet import import_tensorflow
-
-        import_tensorflow()
-        run_study(config, args.run, given=given_flags(args, StudyConfig),
-                  verbose=0 if args.quiet else 2)
+        return handle_study(args)
     except ZooError as error:
         print(f"zoo: error: {error}", file=sys.stderr)
         return 3 if isinstance(error, DivergenceError) else 2
-    return 0
 
 
 if __name__ == "__main__":
