@@ -1,11 +1,13 @@
 """Memory-informed decoder and set-min random loss on MNIST (seed 001), with pictures.
 
-    python examples/memory_ae.py                 # the notes' comparisons in one table
-    python examples/memory_ae.py --epochs 3      # shorter
-    zoo memory-ae train --model setmin           # one model; see `zoo memory-ae train --help`
+    python examples/memory_ae.py --run runs/memory-ae/compare    # the notes' comparisons
+    python examples/memory_ae.py --epochs 3                      # shorter
+    zoo memory-ae train --model setmin --run runs/memory-ae/s    # one model
 
-Every run folder holds history.csv, metrics.json, grid.png (per digit: target / memory /
-memory-informed rows), curves.png, pca.npz (the fitted reducer) and model.keras.
+Any `zoo memory-ae compare` flag works. Each variant trains in its own sub-folder of --run
+(history.csv, metrics.json, grid.png with per digit the target / memory / memory-informed rows,
+curves.png, pca.npz, model.keras); a rerun skips finished variants and resumes an interrupted
+one; compare.csv holds the table.
 """
 
 import sys

@@ -24,9 +24,9 @@ SERIALIZABLE_MODULES = (
     "zoo.deep.layer",
     "zoo.callbacks",
     "zoo.tasks.argmax.models",
-    "zoo.tasks.batch_schedules",
+    "zoo.tasks.batch_schedules.models",
     "zoo.tasks.deep_mnist.models",
-    "zoo.tasks.memory_ae",
+    "zoo.tasks.memory_ae.models",
     "zoo.tasks.reasoning_ops.models",
 )
 

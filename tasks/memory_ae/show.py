@@ -1,0 +1,33 @@
+"""`zoo memory-ae show`: redraw a finished run's pictures from its saved model and reducer."""
+
+from pathlib import Path
+
+from zoo.data import load_mnist
+from zoo.errors import RunFolderError
+from zoo.runs import CONFIG, RunFolder, read_json
+
+from .config import COMPARE_TASK, TASK, MemoryAEConfig
+from .data import encode, load_pca
+from .plots import draw_pictures
+from .training import PCA_FILE
+
+
+def show(path) -> Path:
+    """Redraws `grid.png` and `curves.png` of the training run at `path`; returns the folder."""
+    path = Path(path)
+    if not (path / CONFIG).is_file():
+        raise RunFolderError(f"--run {path} holds no zoo run (no {CONFIG}).")
+    record = read_json(path / CONFIG)
+    if isinstance(record, dict) and record.get("task") == COMPARE_TASK:
+        variants = ", ".join(record.get("config", {}).get("variants", []))
+        raise RunFolderError(
+            f"--run {path} is a memory-ae compare folder; show one of its variants' "
+            f"sub-folders ({variants})."
+        )
+    with RunFolder.open(path, TASK, MemoryAEConfig(), given={}) as run:
+        model = run.load_model()
+        pca = load_pca(run.file(PCA_FILE))
+        images, labels = load_mnist("test", as_numpy=True, flatten=True)
+        draw_pictures(model, run, run.config, encode(pca, images, labels))
+    print(f"memory-ae show: grid.png and curves.png redrawn in {path}")
+    return path
