@@ -54,7 +54,7 @@ def register(subparsers) -> None:
                      help="a process re-executes itself after this many experiments, freeing "
                           "TensorFlow's compiled programs; 0: never (default: 200)")
     run.add_argument("--audit-log", default=None,
-                     help="append a JSON line per experiment start and recorded end (tests)")
+                     help="append a JSON line per experiment start and end (tests)")
     run.add_argument("--quiet", action="store_true",
                      help="no progress line per experiment, only the summary")
     run.set_defaults(handler=_run)

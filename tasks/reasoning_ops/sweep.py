@@ -36,12 +36,18 @@ def check_sweep_files(directory) -> None:
         read_json(path)
 
 
-def _check_keras_tuner() -> None:
-    """The one private hook used: `Oracle._save_trial(trial)`, overridden to write atomically."""
-    if not callable(getattr(keras_tuner.Oracle, "_save_trial", None)):
+_PRIVATE_ORACLE_NAMES = ("_save_trial", "_compute_values_hash", "_tried_so_far",
+                         "_retry_queue", "_id_to_hash", "trials")
+
+
+def _check_keras_tuner(oracle) -> None:
+    """The private parts of keras-tuner's `Oracle` that `ExperimentGridOracle` relies on (the
+    grid's traversal state, the retry queue, and the trial writer it makes atomic)."""
+    missing = [name for name in _PRIVATE_ORACLE_NAMES if not hasattr(oracle, name)]
+    if missing:
         raise RuntimeError(
-            f"keras-tuner {keras_tuner.__version__} has no Oracle._save_trial, which "
-            f"zoo.tasks.reasoning_ops.sweep overrides to write trial files atomically."
+            f"keras-tuner {keras_tuner.__version__}'s Oracle has no {', '.join(missing)}, which "
+            f"zoo.tasks.reasoning_ops.sweep.ExperimentGridOracle relies on (written for 1.4)."
         )
 
 
@@ -64,6 +70,7 @@ class ExperimentGridOracle(keras_tuner.Oracle):
         super().__init__(max_trials=len(grid), **kwargs)
         self.grid = grid
         self.project_dir = Path(project_dir)
+        _check_keras_tuner(self)
 
     def populate_space(self, trial_id):
         status = keras_tuner.engine.trial.TrialStatus
@@ -73,6 +80,25 @@ class ExperimentGridOracle(keras_tuner.Oracle):
         if self.ongoing_trials:
             return {"status": status.IDLE}
         return {"status": status.STOPPED}
+
+    def reload(self):
+        """keras-tuner's reload, made consistent after a kill between the two files a new or
+        finished trial writes (its `trial.json`, then `oracle.json`): the trial files are the
+        truth. A trial whose file is finished is not retried; one whose file says running is
+        retried, even if `oracle.json` never heard of it (else the grid would end without it).
+        """
+        super().reload()
+        status = keras_tuner.engine.trial.TrialStatus
+        finished = (status.COMPLETED, status.FAILED, status.INVALID)
+        self._retry_queue = [trial_id for trial_id in self._retry_queue
+                             if self.trials[trial_id].status not in finished]
+        for trial_id, trial in sorted(self.trials.items()):
+            if trial.status in finished or trial_id in self._retry_queue:
+                continue
+            values_hash = self._compute_values_hash(trial.hyperparameters.values)
+            self._tried_so_far.add(values_hash)
+            self._id_to_hash[trial_id] = values_hash
+            self._retry_queue.append(trial_id)
 
     def save(self):
         self.project_dir.mkdir(parents=True, exist_ok=True)
@@ -103,7 +129,8 @@ class SweepTuner(keras_tuner.Tuner):
     Args:
         total: the number of experiments in the grid (for the progress line).
         trials_per_process: stop after this many trials (None: never).
-        audit_log: a file to append a JSON line per trial start and recorded end (tests).
+        audit_log: a file to append a JSON line per experiment start and end (tests; an end
+            is written before keras-tuner records the trial, so a kill in between reruns it).
         quiet: no progress lines.
     """
 
@@ -133,6 +160,7 @@ class SweepTuner(keras_tuner.Tuner):
                 f"experiment {hp.values} raised {type(error).__name__} (a bug, not a result)"
             ) from error
         self.last_result = result
+        self._audit("end", trial)
         crash_point("experiment-finished")
         return result
 
@@ -151,7 +179,6 @@ class SweepTuner(keras_tuner.Tuner):
         super().on_trial_end(trial)
         crash_point("trial-recorded")
         self.trials_run += 1
-        self._audit("end", trial)
         self._progress(trial)
 
     def pre_create_trial(self):
@@ -161,7 +188,7 @@ class SweepTuner(keras_tuner.Tuner):
         super().pre_create_trial()
 
     def _audit(self, event, trial):
-        # An audit line per trial start / recorded end, so tests can prove each ran once.
+        # An audit line per experiment start / end, so tests can prove what ran when.
         if self.audit_log:
             line = {"event": event, "pid": os.getpid(), "values": trial.hyperparameters.values}
             with open(self.audit_log, "a") as file:
@@ -198,7 +225,6 @@ def make_tuner(directory, config: SweepConfig, *, protocol: Optional[Protocol] =
                audit_log=None, trials_per_process: Optional[int] = None,
                quiet: bool = False) -> SweepTuner:
     """The sweep's tuner on run folder `directory` (reloading what it already holds)."""
-    _check_keras_tuner()
     check_sweep_files(directory)
     hypermodel = ReasoningHyperModel(config.tasks, config.datasets, config.networks,
                                      protocol or config.protocol, config.seed)
