@@ -1,11 +1,15 @@
-"""One fused chunked step equals plain SGD with gradients from tf.GradientTape."""
+"""One fused chunked step equals plain SGD with gradients from tf.GradientTape, for both kernel
+paths (the XLA kernels and the native CPU ops)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.deep import DeepNetwork, FileWeights, InMemoryWeights
+from zoo.deep import DeepNetwork, FileWeights, InMemoryWeights, record_capacity
 from zoo.deep.kernels import activation_and_derivative
+
+INPUTS, CLASSES = 784, 10
+KERNELS = ["xla", "native"]
 
 
 def reference_step(x, y, params, W, b, alpha, activation, layer_lr, head_lr):
@@ -29,9 +33,9 @@ def relative_error(got, want):
     return np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30)
 
 
-def run_case(layers, chunk, width, activation, batch, dtype, storage="memory", tmp_path=None):
+def run_case(layers, chunk, width, activation, batch, dtype, kernels, storage="memory", tmp_path=None):
     rng = np.random.default_rng(layers * 1000 + width + batch)
-    x = rng.random((batch, 784)).astype(dtype)
+    x = rng.random((batch, INPUTS)).astype(dtype)
     y = rng.integers(0, 10, batch).astype(np.int32)
     # A larger core init than the seed's 0.001 so every layer's gradient matters.
     W = rng.uniform(-0.5, 0.5, (layers, width, width)).astype(dtype)
@@ -39,14 +43,16 @@ def run_case(layers, chunk, width, activation, batch, dtype, storage="memory", t
     if storage == "memory":
         weights = InMemoryWeights(W.copy(), b.copy(), activation)
     else:
-        weights = FileWeights.create(tmp_path / "w.bin", layers, width, activation, dtype=dtype, fill=False)
-        weights._store(0, W, b)
-        weights._write_header(state=0)
-    network = DeepNetwork(weights, chunk_layers=chunk, seed=1)
+        weights = FileWeights.create(tmp_path / "w.bin", layers, width, activation, dtype=dtype, fill=False,
+                                     extra_capacity=record_capacity(INPUTS, width, CLASSES, dtype))
+        weights.store(0, W, b, copy=weights.spare)
+        weights.commit(0)
+    network = DeepNetwork(weights, chunk_layers=chunk, inputs=INPUTS, classes=CLASSES, seed=1, kernels=kernels)
+    assert network.kernels.kind == kernels
     params = {name: variable.numpy() for name, variable in network.params.items()}
     network.train_step(x, y, layer_lr=0.05, head_lr=0.02)
     want_params, want_W, want_b = reference_step(x, y, params, W, b, network.alpha, activation, 0.05, 0.02)
-    got_W, got_b = (weights.W.numpy(), weights.b.numpy()) if storage == "memory" else weights._load(0, layers)
+    got_W, got_b = (weights.W.numpy(), weights.b.numpy()) if storage == "memory" else weights.load(0, layers)
     errors = [relative_error(got_W, want_W), relative_error(got_b, want_b)]
     errors += [relative_error(network.params[name].numpy(), want_params[name]) for name in want_params]
     # the step must actually move the core (relu may leave single layers dead at batch 1)
@@ -60,28 +66,32 @@ def run_case(layers, chunk, width, activation, batch, dtype, storage="memory", t
 @pytest.mark.parametrize("width", [2, 4, 32])
 @pytest.mark.parametrize("activation", ["softsign", "tanh", "relu"])
 @pytest.mark.parametrize("batch", [1, 16])
-def test_float64_matches_gradient_tape(layers, chunk, width, activation, batch):
-    assert run_case(layers, chunk, width, activation, batch, np.float64) <= 1e-10
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_float64_matches_gradient_tape(layers, chunk, width, activation, batch, kernels):
+    assert run_case(layers, chunk, width, activation, batch, np.float64, kernels) <= 1e-10
 
 
 @pytest.mark.parametrize("layers, chunk, width, activation, batch", [
     (7, 3, 4, "softsign", 16), (1000, 300, 4, "tanh", 1), (1000, 128, 32, "relu", 16), (1, 1, 2, "softsign", 1),
 ])
-def test_float32_matches_gradient_tape(layers, chunk, width, activation, batch):
-    assert run_case(layers, chunk, width, activation, batch, np.float32) <= 1e-4
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_float32_matches_gradient_tape(layers, chunk, width, activation, batch, kernels):
+    assert run_case(layers, chunk, width, activation, batch, np.float32, kernels) <= 1e-4
 
 
-def test_streamed_file_weights_give_the_same_step(tmp_path):
-    assert run_case(7, 3, 4, "tanh", 16, np.float64, storage="file", tmp_path=tmp_path) <= 1e-10
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_streamed_file_weights_give_the_same_step(tmp_path, kernels):
+    assert run_case(7, 3, 4, "tanh", 16, np.float64, kernels, storage="file", tmp_path=tmp_path) <= 1e-10
 
 
-def test_chunk_size_does_not_change_the_result():
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_chunk_size_does_not_change_the_result(kernels):
     results = []
     for chunk in (1000, 64, 7):
         rng = np.random.default_rng(0)
         weights = InMemoryWeights(rng.uniform(-0.5, 0.5, (1000, 4, 4)), rng.uniform(-0.1, 0.1, (1000, 4)), "softsign")
-        network = DeepNetwork(weights, chunk_layers=chunk, seed=1)
-        network.train_step(rng.random((16, 784)), rng.integers(0, 10, 16))
+        network = DeepNetwork(weights, chunk_layers=chunk, inputs=INPUTS, classes=CLASSES, seed=1, kernels=kernels)
+        network.train_step(rng.random((16, INPUTS)), rng.integers(0, 10, 16))
         results.append(weights.W.numpy())
     np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(results[2], results[0], rtol=1e-12, atol=1e-15)

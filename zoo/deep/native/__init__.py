@@ -189,7 +189,7 @@ def load(cache_dir: Optional[Path] = None):
     Raises:
         NativeBuildError: the ops cannot be built or loaded here.
     """
-    key = str(Path(cache_dir).resolve()) if cache_dir is not None else None
+    key = str(Path(cache_dir if cache_dir is not None else cache_root()).resolve())
     if key not in _LOADED:
         import tensorflow as tf
 

@@ -288,7 +288,7 @@ class SampleGroup {
 
   SampleGroup(int width, int samples, T alpha)
       : width_(width), samples_(samples), alpha_(alpha), h_(size_t(width) * samples),
-        g_(size_t(width) * samples), z_(size_t(width) * samples) {}
+        g_(size_t(width) * samples), z_(size_t(width) * samples), dz_(size_t(width) * samples) {}
 
   int64_t state_size() const { return int64_t(width_) * samples_; }
   void load_h(const T* rows) { std::copy(rows, rows + h_.size(), h_.begin()); }
@@ -335,7 +335,7 @@ class SampleGroup {
     const int64_t size = int64_t(w) * samples_;
     const int64_t stride = partial_stride(w);
     T* g = g_.data();
-    T* dz = z_.data();
+    T* dz = dz_.data();
     for (int64_t i = layers - 1; i >= 0; --i) {
       const T* wi = weights + i * w * w;
       const T* h = buffer + i * 2 * size;
@@ -369,7 +369,9 @@ class SampleGroup {
  private:
   int width_, samples_;
   T alpha_;
-  std::vector<T> h_, g_, z_;
+  // The forward (h_, z_) and the reverse walk (g_, dz_) touch disjoint state: in the backward's
+  // pipeline two threads run them at once.
+  std::vector<T> h_, g_, z_, dz_;
 };
 
 // --- threads ----------------------------------------------------------------------------------
