@@ -532,20 +532,27 @@ def study_tables(rows: list) -> dict:
 def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = None, verbose=0,
               root="runs") -> dict:
     """Trains every condition not yet finished in the study folder; writes and prints the
-    tables (`setmin.csv`, `memory.csv`). Returns the tables.
+    tables (`setmin.csv`, `memory.csv`) of the conditions listed. Returns the tables.
 
     Args:
-        config: the study's settings (on resume the saved config wins).
+        config: the study's settings. On a rerun `config.conditions` may differ from the
+            first run's (finished conditions are reused, new ones trained); every other
+            setting must equal the folder's (`ResumeMismatchError` otherwise).
         run_path: the study folder, or None for a new `root/memory-ae-study/<UTC time>`.
         given: the flags the user passed (None: all of `config`).
         verbose: Keras's `fit` verbosity.
         root: where a new folder goes when `run_path` is None.
     """
+    from zoo.config import config_to_dict
     from zoo.errors import DivergenceError
     from zoo.runs import RunFolder, read_json
 
-    with RunFolder.open(run_path, TASK, config, given=given, root=root) as run:
-        config = run.config
+    # The condition list only selects what to train and show: it may change between reruns
+    # (finished conditions are reused); every other setting must match the folder's.
+    settings = dict(config_to_dict(config) if given is None else given)
+    settings.pop("conditions", None)
+    with RunFolder.open(run_path, TASK, config, given=settings, root=root) as run:
+        config = dataclasses.replace(run.config, conditions=config.conditions)
         run.mark_running()
         (run.path / "conditions").mkdir(exist_ok=True)
         data, rows = None, []
@@ -595,7 +602,7 @@ def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = Non
                 print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         setmin = tables["setmin"]
         met = list(setmin.loc[setmin["goal_met"].astype(bool), "condition"])
-        run.mark_finished(conditions=len(rows), goal_met=met)
+        run.mark_finished(conditions=list(config.conditions), goal_met=met)
         print(f"memory-ae study: {len(rows)} conditions; goal met by "
               f"{', '.join(met) if len(met) else 'none'}; run folder {run.path}", flush=True)
     return tables

@@ -253,7 +253,7 @@ def test_tiny_study_writes_its_table_and_a_rerun_skips_finished_conditions(
     for name in ("dl2-single.png", "dl2-rwta.png", "setmin.csv", "history.csv"):
         assert (tmp_path / "study" / name).stat().st_size > 0
     metrics = json.loads((tmp_path / "study/metrics.json").read_text())
-    assert metrics["status"] == "finished" and metrics["conditions"] == 2
+    assert metrics["status"] == "finished" and metrics["conditions"] == ["dl2-single", "dl2-rwta"]
 
     # a rerun trains nothing: every condition is committed
     def must_not_train(*args, **kwargs):
@@ -264,6 +264,12 @@ def test_tiny_study_writes_its_table_and_a_rerun_skips_finished_conditions(
     again = run_study(config, tmp_path / "study")
     assert capsys.readouterr().out.count("finished earlier; skipped") == 2
     assert again["setmin"].equals(setmin)
+    # the list may change between reruns: it selects conditions, finished ones are reused
+    subset = run_study(StudyConfig(conditions=("dl2-rwta",), **TINY), tmp_path / "study",
+                       given={"conditions": ("dl2-rwta",)})
+    assert subset["setmin"].drop(columns=["mse_vs_single", "goal_met"]).equals(
+        setmin.iloc[[1]].drop(columns=["mse_vs_single", "goal_met"]).reset_index(drop=True)
+    )
 
     # a condition whose record was never committed (killed mid-training) is trained again
     (tmp_path / "study/conditions/dl2-rwta.json").unlink()
