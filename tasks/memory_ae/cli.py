@@ -33,6 +33,10 @@ def register(subparsers) -> None:
     show.add_argument("--run", required=True, help="a run folder of `zoo memory-ae train`")
     show.set_defaults(handler=_show)
 
+    from .study import add_study_parser  # light: the study's TensorFlow loads in its handler
+
+    add_study_parser(commands)
+
 
 def _run_flags(parser: argparse.ArgumentParser, run_help: str) -> None:
     parser.add_argument("--run", default=None, help=run_help)

@@ -119,7 +119,11 @@ class StudyConfig:
 
     conditions: tuple[str, ...] = dataclasses.field(
         default=DEFAULT_CONDITIONS,
-        metadata={"help": "the conditions to train, in order (see the module docstring)"},
+        metadata={
+            "help": "the conditions to train, in order: dl<code size>-<single|schedule|reverse|"
+            "rwta|smcl|sigma<x>> and memory-<adam|signsgd>-<glorot|samples|kmeans>[-pretrain]; "
+            "the list may change on a rerun (finished conditions are reused)"
+        },
     )
     setmin_epochs: int = dataclasses.field(
         default=5, metadata={"help": "epochs of every set-min condition"}

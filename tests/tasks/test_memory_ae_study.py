@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from zoo.cli import main as zoo_main
 from zoo.errors import ResumeMismatchError, UsageError
 from zoo.tasks.memory_ae import MemoryInformedAE
 from zoo.tasks.memory_ae import study as study_module
@@ -121,10 +122,14 @@ def test_config_refuses_bad_values(field, value, flag):
         StudyConfig(**{field: value})
 
 
-def test_command_line_error_is_one_line(capsys):
-    assert main(["--conditions", "dl2-bogus"]) == 2
+@pytest.mark.parametrize("entry", ["module", "zoo"])
+def test_command_line_error_is_one_line(entry, capsys, tmp_path):
+    flags = ["--run", str(tmp_path / "study"), "--conditions", "dl2-bogus"]
+    code = main(flags) if entry == "module" else zoo_main(["memory-ae", "study", *flags])
+    assert code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("zoo: error: `--conditions`") and "\n" not in error
+    assert not (tmp_path / "study").exists()
 
 
 # --- memory initialisation and pretraining --------------------------------------------------
