@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import metrics  # noqa: F401 (registers RoundedIndexError for loading)
+import zoo.metrics  # noqa: F401 (registers RoundedIndexError for loading)
 from zoo.runs import load_keras_model
 from zoo.tasks.argmax import models  # noqa: F401 (registers ArgMaxNet for loading)
 from zoo.tasks.argmax.data import score_batch

@@ -26,7 +26,7 @@ class MultiplyResidualBlock(keras.layers.Layer):
     Example:
 
     >>> import keras
-    >>> MultiplyResidualBlock(8)(keras.ops.ones((2, 10))).shape
+    >>> tuple(MultiplyResidualBlock(8)(keras.ops.ones((2, 10))).shape)
     (2, 10)
     """
 
@@ -74,7 +74,7 @@ class ArgMaxNet(keras.Model):
 
     >>> import keras
     >>> model = ArgMaxNet()
-    >>> model(keras.ops.ones((2, 10))).shape, model.count_params()
+    >>> tuple(model(keras.ops.ones((2, 10))).shape), model.count_params()
     ((2, 1), 3821)
 
     References:
