@@ -1,7 +1,6 @@
 """The native CPU chunk kernels: built once into the user cache, equal to the XLA kernels, the
 same results with one thread or two, the cache reused and repaired, and the XLA fallback."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -221,5 +220,6 @@ def test_bad_arguments_are_refused():
         NativeChunkKernels("softsign", 0.1, threads=0)
 
 
-def test_default_threads_follow_the_machine():
-    assert native.default_threads() == max(1, min(2, os.cpu_count() or 1))
+def test_default_threads_follow_tensorflows_intra_op_setting():
+    intra = tf.config.threading.get_intra_op_parallelism_threads()
+    assert native.default_threads() == (2 if intra >= 2 else 1)

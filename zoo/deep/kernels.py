@@ -157,8 +157,8 @@ class NativeChunkKernels:
     Args:
         activation: "softsign", "tanh" or "relu".
         alpha: residual scale.
-        threads: threads per call (default `zoo.deep.native.default_threads()`); the backward
-            uses at most 2.
+        threads: threads per call (default `zoo.deep.native.default_threads()`): 2 lets the
+            backward recompute one sub-chunk while it walks the next in reverse.
 
     Raises:
         NativeBuildError: the ops cannot be built or loaded on this machine.

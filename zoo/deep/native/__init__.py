@@ -203,9 +203,12 @@ def load(cache_dir: Optional[Path] = None):
 
 
 def default_threads() -> int:
-    """Threads a native kernel uses unless told: 2 (the backward's pipeline) where the machine
-    has 2 cores and TensorFlow's intra-op setting allows it, else 1."""
+    """Threads a native kernel uses unless told: 1, or 2 when TensorFlow's intra-op setting asks
+    for 2 or more (`tf.config.threading.set_intra_op_parallelism_threads`).
+
+    The second thread pipelines the backward (see `deep_core_kernels.h`). On this project's
+    shared 2-core machine it did not pay (both cores busy with other work), so it is opt-in."""
     import tensorflow as tf
 
     intra = tf.config.threading.get_intra_op_parallelism_threads()
-    return max(1, min(2, intra if intra > 0 else (os.cpu_count() or 1)))
+    return 2 if intra >= 2 else 1

@@ -25,10 +25,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -57,8 +59,11 @@ struct Simd {
   static constexpr int lanes = kVectorBytes / sizeof(T);
 };
 
-// Bytes of a sub-chunk's recomputed layer inputs and derivatives: well inside a 512 KiB L2.
+// Bytes of a sub-chunk's recomputed layer inputs and derivatives: well inside a 512 KiB L2 for
+// one thread; larger for the two-thread pipeline (its buffers pass between cores through L3
+// anyway), so the threads meet less often.
 constexpr int64_t kSubChunkBytes = 192 * 1024;
+constexpr int64_t kPipelineSubChunkBytes = 1024 * 1024;
 // Below this many multiply-adds per call a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
@@ -376,7 +381,9 @@ class SampleGroup {
 
 // --- threads ----------------------------------------------------------------------------------
 
-// A barrier that spins briefly, then yields: the machine may be shared.
+// A barrier that spins briefly, then sleeps on a condition variable: on a shared machine the
+// other thread may be descheduled for a while, and a spinning or yielding waiter would take the
+// core it needs.
 class Barrier {
  public:
   explicit Barrier(int parties) : parties_(parties) {}
@@ -385,24 +392,27 @@ class Barrier {
     const int generation = generation_.load(std::memory_order_acquire);
     if (arrived_.fetch_add(1, std::memory_order_acq_rel) == parties_ - 1) {
       arrived_.store(0, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> lock(mutex_);
       generation_.fetch_add(1, std::memory_order_release);
+      wake_.notify_all();
       return;
     }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins) {
-      if (spins < 2000) {
+    for (int spins = 0; spins < 4000; ++spins) {
+      if (generation_.load(std::memory_order_acquire) != generation) return;
 #if defined(__x86_64__) || defined(__i386__)
-        _mm_pause();
+      _mm_pause();
 #endif
-      } else {
-        std::this_thread::yield();
-      }
     }
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != generation; });
   }
 
  private:
   const int parties_;
   std::atomic<int> arrived_{0};
   std::atomic<int> generation_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
 };
 
 template <typename F>
@@ -498,10 +508,12 @@ static void chunk_backward(int threads, int batch, int w, int64_t layers, T alph
   }
   const int64_t group_layer = G::buffer_per_layer(w, std::min(capacity, batch));  // in T
   const int64_t layer_bytes = group_layer * int64_t(groups.size()) * sizeof(T);
-  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, kSubChunkBytes / layer_bytes));
-  const int64_t subs = (layers + sub - 1) / sub;
   const int64_t work = int64_t(batch) * ww * layers;
-  const int used = subs >= 2 && work >= 2 * kMinWorkPerThread ? std::min(threads, 2) : 1;
+  const int64_t pipeline_sub = std::max<int64_t>(1, kPipelineSubChunkBytes / layer_bytes);
+  const int used = threads >= 2 && layers >= 2 * pipeline_sub && work >= 2 * kMinWorkPerThread ? 2 : 1;
+  const int64_t budget = used == 2 ? kPipelineSubChunkBytes : kSubChunkBytes;
+  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, budget / layer_bytes));
+  const int64_t subs = (layers + sub - 1) / sub;
 
   // The sub-chunk boundaries, group by group.
   const int64_t state = groups[0].state_size();
