@@ -105,9 +105,13 @@ def train_schedule(run: RunFolder, config: ScheduleConfig, schedule: str, data,
         RunCheckpoint(run, lambda: {"schedule": schedule, "wall_seconds": wall_time.elapsed()}),
         TrainBatchCrashPoint(),
     ]
-    action = f"resuming at epoch {first_epoch + 1}" if first_epoch else "starting"
-    print(f"== {schedule}: {len(train_x):,} training examples, {action} of {config.epochs} "
-          f"epochs", flush=True)
+    if first_epoch >= config.epochs:
+        action = f"all {config.epochs} epochs committed; saving its model"
+    elif first_epoch:
+        action = f"resuming at epoch {first_epoch + 1} of {config.epochs}"
+    else:
+        action = f"starting, {config.epochs} epochs"
+    print(f"== {schedule}: {len(train_x):,} training examples, {action}", flush=True)
     if first_epoch < config.epochs:
         model.fit(
             batches,

@@ -27,10 +27,9 @@ class CodedImages(NamedTuple):
 def load_images(train_limit: int = 0, manual_dir: Optional[str] = None):
     """`((train_images, train_labels), (test_images, test_labels))`, images as 784-vectors;
     `train_limit > 0` keeps the first `train_limit` training images."""
-    train = load_mnist("train", as_numpy=True, flatten=True, manual_dir=manual_dir)
+    split = f"train[:{train_limit}]" if train_limit else "train"
+    train = load_mnist(split, as_numpy=True, flatten=True, manual_dir=manual_dir)
     test = load_mnist("test", as_numpy=True, flatten=True, manual_dir=manual_dir)
-    if train_limit:
-        train = (train[0][:train_limit], train[1][:train_limit])
     return train, test
 
 

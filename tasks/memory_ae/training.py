@@ -184,10 +184,15 @@ def _train(run: RunFolder, config: MemoryAEConfig, checkpoint, images, verbose) 
         RunHistory(run),
         EpochCheckpoint(run, loss),
     ]
-    action = f"resuming at epoch {first_epoch + 1}" if first_epoch else "starting"
+    if first_epoch >= config.epochs:
+        action = f"all {config.epochs} epochs committed, saving the model"
+    elif first_epoch:
+        action = f"resuming at epoch {first_epoch + 1} of {config.epochs}"
+    else:
+        action = f"starting, {config.epochs} epochs"
     print(
-        f"memory-ae: {config.describe()}; {model.count_params():,} parameters; "
-        f"{action} of {config.epochs}; run folder {run.path}",
+        f"memory-ae: {config.describe()}; {model.count_params():,} parameters; {action}; "
+        f"run folder {run.path}",
         flush=True,
     )
     if first_epoch < config.epochs:

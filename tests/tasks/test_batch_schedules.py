@@ -118,6 +118,7 @@ def folder_bytes(run):
     return {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()}
 
 
+@pytest.mark.slow
 def test_a_run_writes_history_summary_plot_and_models(finished_run):
     history = pd.read_csv(finished_run / "history.csv")
     assert list(history["schedule"]) == ["lrd", "lrd", "ibs-equivalent", "ibs-equivalent"]
@@ -141,6 +142,7 @@ def test_a_run_writes_history_summary_plot_and_models(finished_run):
     assert json.loads((finished_run / "metrics.json").read_text())["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_finished_run_rerun_trains_nothing(finished_run, capsys):
     before = folder_bytes(finished_run)
     assert main(["ibs-vs-lrd", "run", "--run", str(finished_run), *TINY_FLAGS]) == 0
@@ -148,6 +150,7 @@ def test_finished_run_rerun_trains_nothing(finished_run, capsys):
     assert folder_bytes(finished_run) == before
 
 
+@pytest.mark.slow
 def test_rerun_with_another_learning_rate_is_refused(finished_run, capsys):
     before = folder_bytes(finished_run)
     assert main(["ibs-vs-lrd", "run", "--run", str(finished_run), *TINY_FLAGS,
@@ -157,6 +160,7 @@ def test_rerun_with_another_learning_rate_is_refused(finished_run, capsys):
     assert folder_bytes(finished_run) == before
 
 
+@pytest.mark.slow
 def test_report_rewrites_summary_and_plot(finished_run, tmp_path, capsys):
     copy = tmp_path / "copy"
     shutil.copytree(finished_run, copy)
@@ -192,6 +196,26 @@ def test_divergence_fails_the_run_without_results(tmp_path, mnist_dir, tfds_dir,
     assert metrics["status"] == "failed" and "epoch 1" in metrics["error"]
     for name in ("ibs_vs_lrd.png", "summary.csv", "schedules.json", "model_lrd.keras"):
         assert not (run / name).exists(), name
+
+
+def test_resume_with_another_learning_rate_is_refused_before_anything(tmp_path, capsys,
+                                                                      mnist_dir, tfds_dir,
+                                                                      monkeypatch):
+    from zoo.runs import RunFolder
+
+    monkeypatch.setenv("ZOO_TFDS_DIR", tfds_dir)
+    monkeypatch.setenv("ZOO_MNIST_DIR", str(mnist_dir))
+    run = tmp_path / "r"
+    config = ScheduleConfig(dataset="mnist", schedules=("lrd", "ibs-equivalent"), epochs=2,
+                            train_limit=300, batch_size=16)
+    RunFolder.open(run, "ibs-vs-lrd", config).close()
+    before = folder_bytes(run)
+    assert main(["ibs-vs-lrd", "run", "--run", str(run), *TINY_FLAGS,
+                 "--learning-rate", "0.001", "--batch-size", "32"]) == 2
+    error = capsys.readouterr().err
+    assert "--learning-rate: saved 0.1, given 0.001" in error
+    assert "--batch-size: saved 16, given 32" in error and error.count("\n") == 1
+    assert folder_bytes(run) == before
 
 
 @pytest.mark.slow

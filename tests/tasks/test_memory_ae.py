@@ -262,6 +262,7 @@ def test_a_second_process_on_the_folder_fails_at_once(tmp_path, capsys):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_nan_learning_rate_fails_the_run(tmp_path, mnist_env, capsys):
     run = tmp_path / "r"
     code = main(["memory-ae", "train", "--run", str(run), *TINY_FLAGS,
