@@ -146,6 +146,39 @@ print(type(model.optimizer).__name__)
         assert done.stdout.strip().endswith("SignSGD")
 
 
+def test_importing_one_task_module_registers_every_zoo_class():
+    done = python(
+        """
+        import zoo.runs
+        import zoo.tasks.argmax.training  # imports Keras from inside a zoo module
+        from keras.saving import get_registered_object
+        from zoo._registry import SERIALIZABLE_MODULES
+        names = ["zoo>SetMinAE", "zoo>ReasoningNet", "zoo>DeepMNIST", "zoo>SimpleCNN",
+                 "zoo>SignSGD", "zoo>DeepResidualCore", "zoo>SetMinRandomLoss"]
+        print([name for name in names if get_registered_object(name) is None])
+        """
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]"
+
+
+def test_every_registered_class_lives_in_a_listed_module():
+    import subprocess as sp
+
+    from zoo._registry import SERIALIZABLE_MODULES
+
+    files = sp.run(["git", "grep", "-l", "register_keras_serializable", "--", "*.py"],
+                   cwd=REPOSITORY, capture_output=True, text=True).stdout.split()
+    prefixes = {"callbacks/": "zoo.callbacks.", "tasks/": "zoo.tasks.", "zoo/": "zoo."}
+    for path in files:
+        if path.startswith("tests/") or path == "zoo/_registry.py":
+            continue
+        top = next(prefix for prefix in prefixes if path.startswith(prefix))
+        module = prefixes[top] + path[len(top):-3].replace("/", ".")
+        assert any(module == name or module.startswith(name + ".") for name in
+                   SERIALIZABLE_MODULES), f"{module} registers classes but is not listed"
+
+
 def test_import_tensorflow_quietly_prints_nothing():
     done = python(
         """

@@ -33,9 +33,9 @@ SERIALIZABLE_MODULES = (
 _state = {"registered": False, "registering": False}
 
 
-def _zoo_initialising():
+def _zoo_initialising(finished=None):
     for name, module in list(sys.modules.items()):
-        if name == "zoo" or not name.startswith("zoo."):
+        if name in ("zoo", finished) or not name.startswith("zoo."):
             continue
         spec = getattr(module, "__spec__", None)
         if spec is not None and getattr(spec, "_initializing", False):
@@ -56,8 +56,12 @@ def register_all():
         _state["registering"] = False
 
 
-def _maybe_register():
-    if not _state["registered"] and "keras" in sys.modules and not _zoo_initialising():
+def _maybe_register(finished=None):
+    """Registers once Keras is loaded and no zoo module but `finished` (whose body has just
+    run; importlib clears its initialising flag only after this hook) is mid-import."""
+    if _state["registered"] or "keras" not in sys.modules:
+        return
+    if not _zoo_initialising(finished):
         register_all()
 
 
@@ -72,7 +76,7 @@ class _PostImportLoader(importlib.abc.Loader):
 
     def exec_module(self, module):
         self._loader.exec_module(module)
-        _maybe_register()
+        _maybe_register(module.__name__)
 
     def __getattr__(self, name):  # get_resource_reader, is_package, get_source, ...
         return getattr(self._loader, name)

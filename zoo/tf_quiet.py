@@ -41,7 +41,8 @@ def import_tensorflow(verbose: bool = False):
     unless `verbose`; returns the `tensorflow` module."""
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    # TF_ENABLE_ONEDNN_OPTS is left alone: it changes the numerics (in the last bits), and a run
+    # started from the CLI must compute what the same code computes in a user's process.
     with silenced_stderr(not verbose):
         import tensorflow as tf
 
