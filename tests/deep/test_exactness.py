@@ -62,11 +62,21 @@ def run_case(layers, chunk, width, activation, batch, dtype, kernels, storage="m
     return max(errors)
 
 
-@pytest.mark.parametrize("layers, chunk", [(1, 1), (7, 3), (1000, 300)])
-@pytest.mark.parametrize("width", [2, 4, 32])
-@pytest.mark.parametrize("activation", ["softsign", "tanh", "relu"])
-@pytest.mark.parametrize("batch", [1, 16])
-@pytest.mark.parametrize("kernels", KERNELS)
+def float64_cases():
+    """The full grid (L in {1, 7, 1000}, widths 2, 4, 32, three activations, batch 1 and 16, both
+    kernel paths). The 1,000-layer cases, whose unrolled GradientTape reference is slow, run in
+    the default suite for one shape per kernel path and with `-m slow` for the rest."""
+    for kernels in KERNELS:
+        for batch in (1, 16):
+            for activation in ("softsign", "tanh", "relu"):
+                for width in (2, 4, 32):
+                    for layers, chunk in ((1, 1), (7, 3), (1000, 300)):
+                        values = (layers, chunk, width, activation, batch, kernels)
+                        quick = layers < 1000 or (width, activation, batch) == (4, "softsign", 16)
+                        yield pytest.param(*values, marks=() if quick else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("layers, chunk, width, activation, batch, kernels", float64_cases())
 def test_float64_matches_gradient_tape(layers, chunk, width, activation, batch, kernels):
     assert run_case(layers, chunk, width, activation, batch, np.float64, kernels) <= 1e-10
 
