@@ -42,7 +42,7 @@ def register(subparsers) -> None:
         "metrics.json.")
     evaluate.add_argument("--run", required=True, help="run folder of `zoo deep train`")
     evaluate.add_argument("--samples", type=int, default=10_000, help="test images (default: 10000)")
-    evaluate.add_argument("--batch", type=int, default=256, help="images per forward pass (default: 256)")
+    evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
     evaluate.add_argument("--kernels", choices=KERNELS, default="auto",
                           help="chunk kernels: native C++ on CPU, or XLA (default: auto)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -93,7 +93,7 @@ def _train_command(args: argparse.Namespace) -> int:
 
 def _eval_command(args: argparse.Namespace) -> int:
     samples = min(check_positive_int("--samples", args.samples), 10_000)
-    batch = check_positive_int("--batch", args.batch)
+    batch = check_positive_int("--batch-size", args.batch_size)
     from zoo.tf_quiet import import_tensorflow
 
     import_tensorflow(verbose=getattr(args, "verbose", False))

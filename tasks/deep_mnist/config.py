@@ -26,7 +26,7 @@ class DeepConfig:
     alpha: float = _field(0.0, "residual scale (0: 1/sqrt(L))")
     chunk_layers: int = _field(100_000, "layers per checkpointed chunk")
     steps: int = _field(1000, "total SGD steps", extends=True)
-    batch: int = _field(16, "minibatch size (drawn with replacement)")
+    batch_size: int = _field(16, "minibatch size (drawn with replacement)")
     layer_lr: float = _field(0.01, "learning rate of the core and stem")
     head_lr: float = _field(0.01, "learning rate of the head")
     seed: int = _field(0, "seed of the init and the batches")
@@ -36,7 +36,7 @@ class DeepConfig:
     float64: bool = _field(False, "float64 weights (exactness checks)")
 
     def __post_init__(self):
-        for name, high in (("layers", 10**10), ("width", 4096), ("chunk_layers", 10**9), ("batch", 60_000),
+        for name, high in (("layers", 10**10), ("width", 4096), ("chunk_layers", 10**9), ("batch_size", 60_000),
                            ("report_every", 10**9), ("save_every", 10**9)):
             _check_int(name, getattr(self, name), high, positive=True)
         _check_int("steps", self.steps, 10**9, positive=False)

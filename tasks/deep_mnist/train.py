@@ -175,7 +175,7 @@ class Trainer:
         progress = keras.utils.Progbar(config.steps - first, unit_name="step", verbose=self.verbose)
         with deferred_interrupt() as interrupt:
             for step in range(first, config.steps):
-                rows = batch_indices(config.seed, step, config.batch, len(images))
+                rows = batch_indices(config.seed, step, config.batch_size, len(images))
                 loss, accuracy = self.network.train_step(images[rows], labels[rows], config.layer_lr,
                                                          config.head_lr, before_commit=self.before_commit)
                 crash_point("deep-step-done")
@@ -250,7 +250,7 @@ def plot_curves(run: RunFolder) -> Optional[Path]:
         axis.xaxis.get_major_locator().set_params(integer=True)
     storage = "in memory" if config.in_memory else "streamed"
     figure.suptitle(f"Deep core on MNIST: {config.layers:,} layers, width {config.width}, {config.activation}, "
-                    f"batch {config.batch} ({storage}; mean over {config.report_every} steps)")
+                    f"batch {config.batch_size} ({storage}; mean over {config.report_every} steps)")
     figure.tight_layout()
     return run.save_figure(figure, PLOT)
 

@@ -48,7 +48,7 @@ def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env)
 
 def test_in_memory_training_learns_and_eval_reports(tmp_path, mnist_env, capsys):
     run = tmp_path / "mem"
-    assert main(["deep", "train", "--layers", "100", "--chunk-layers", "30", "--steps", "150", "--batch", "16",
+    assert main(["deep", "train", "--layers", "100", "--chunk-layers", "30", "--steps", "150", "--batch-size", "16",
                  "--layer-lr", "0.05", "--head-lr", "0.05", "--in-memory", "--save-every", "50",
                  "--kernels", "xla", "--quiet", "--run", str(run)]) == 0
     history = pd.read_csv(run / "history.csv")
@@ -67,7 +67,7 @@ def test_in_memory_training_learns_and_eval_reports(tmp_path, mnist_env, capsys)
 @pytest.mark.parametrize("flags, name", [
     (["--layers", "0"], "--layers"), (["--width", "-2"], "--width"), (["--chunk-layers", "0"], "--chunk-layers"),
     (["--layer-lr", "inf"], "--layer-lr"), (["--head-lr", "nan"], "--head-lr"), (["--layer-lr", "0"], "--layer-lr"),
-    (["--alpha", "-1"], "--alpha"), (["--batch", "99999999999"], "--batch"), (["--steps", "-1"], "--steps"),
+    (["--alpha", "-1"], "--alpha"), (["--batch-size", "99999999999"], "--batch-size"), (["--steps", "-1"], "--steps"),
 ])
 def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):
     assert main(["deep", "train", *flags, "--run", str(tmp_path / "r")]) == 2
