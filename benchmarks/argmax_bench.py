@@ -40,8 +40,9 @@ from zoo.tasks.argmax import (  # noqa: E402
     seed_test_protocol,
 )
 
-SEED_TORCH = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / \
-    "argmax_seed_torch.sh"
+SEED_TORCH = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "argmax_seed_torch.sh"
+)
 SEED_2018 = {
     "seed_2018_hardware_us_per_instance": 72.66,
     "seed_2018_hardware_train_hours_100_episodes": 0.98,
@@ -77,8 +78,12 @@ def seed_torch(steps):
     if not SEED_TORCH.is_file():
         return {"skipped": f"{SEED_TORCH} not found"}
     try:
-        result = subprocess.run(["sh", str(SEED_TORCH), "--steps", str(steps), "--threads", "1"],
-                                capture_output=True, text=True, timeout=1800)
+        result = subprocess.run(
+            ["sh", str(SEED_TORCH), "--steps", str(steps), "--threads", "1"],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     except subprocess.TimeoutExpired:
         return {"skipped": f"{SEED_TORCH.name} ran past 30 minutes"}
     lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
@@ -97,12 +102,13 @@ def main():
     model = ArgMaxNet()
     protocol = seed_test_protocol(model, verbose=False)
     ours = {
-        "inference_us_per_instance_batch_500": round(inference_us_per_instance(model, 500, 200),
-                                                     4),
+        "inference_us_per_instance_batch_500": round(inference_us_per_instance(model, 500, 200), 4),
         "inference_us_per_instance_batch_50000": round(
-            inference_us_per_instance(model, 50000, 10), 4),
+            inference_us_per_instance(model, 50000, 10), 4
+        ),
         "seed_protocol_us_per_instance": round(
-            1000 * protocol["test_ms_per_instance_with_generation"], 4),
+            1000 * protocol["test_ms_per_instance_with_generation"], 4
+        ),
         "train_steps_per_second_seed_recipe": round(train_steps_per_second(args.train_steps), 1),
     }
     torch = seed_torch(args.torch_steps)
@@ -110,25 +116,31 @@ def main():
     if "skipped" in torch:
         result["seed_torch_skipped"] = torch["skipped"]
     else:
-        result.update({
-            "seed_torch_train_steps_per_second": torch["train_steps_per_second"],
-            "seed_torch_seed_protocol_us_per_instance": torch["seed_protocol_us_per_instance"],
-            "seed_torch_version": torch["torch"],
-            "seed_torch_threads": torch["threads"],
-            "ratio_train_steps_per_second_ours_over_seed_torch": round(
-                ours["train_steps_per_second_seed_recipe"] / torch["train_steps_per_second"], 3),
-            "ratio_seed_protocol_us_per_instance_ours_over_seed_torch": round(
-                ours["seed_protocol_us_per_instance"] / torch["seed_protocol_us_per_instance"],
-                3),
-        })
+        result.update(
+            {
+                "seed_torch_train_steps_per_second": torch["train_steps_per_second"],
+                "seed_torch_seed_protocol_us_per_instance": torch["seed_protocol_us_per_instance"],
+                "seed_torch_version": torch["torch"],
+                "seed_torch_threads": torch["threads"],
+                "ratio_train_steps_per_second_ours_over_seed_torch": round(
+                    ours["train_steps_per_second_seed_recipe"] / torch["train_steps_per_second"], 3
+                ),
+                "ratio_seed_protocol_us_per_instance_ours_over_seed_torch": round(
+                    ours["seed_protocol_us_per_instance"] / torch["seed_protocol_us_per_instance"],
+                    3,
+                ),
+            }
+        )
     result.update(SEED_2018)
-    result.update({
-        "cpus": os.cpu_count(),
-        "ours_threads": "tensorflow default",
-        "machine": platform.machine(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    })
+    result.update(
+        {
+            "cpus": os.cpu_count(),
+            "ours_threads": "tensorflow default",
+            "machine": platform.machine(),
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+        }
+    )
     print(json.dumps(result))
 
 

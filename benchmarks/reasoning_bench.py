@@ -36,10 +36,12 @@ def steps_per_second(network, depth, activation, steps=5000):
 
 
 def experiments_per_hour():
-    experiments = [("elementwise_add", "one_hot", "dense", 1, "linear"),
-                   ("dot", "random_pos", "multiply", 1, "linear"),
-                   ("logical_xor", "one_hot", "dense_residual", 2, "relu"),
-                   ("reduce_max", "random_pos", "multiply_simple", 1, "linear")]
+    experiments = [
+        ("elementwise_add", "one_hot", "dense", 1, "linear"),
+        ("dot", "random_pos", "multiply", 1, "linear"),
+        ("logical_xor", "one_hot", "dense_residual", 2, "relu"),
+        ("reduce_max", "random_pos", "multiply_simple", 1, "linear"),
+    ]
     start = time.perf_counter()
     for experiment in experiments:
         run_experiment(*experiment, PROFILES["quick"])
@@ -47,13 +49,20 @@ def experiments_per_hour():
 
 
 if __name__ == "__main__":
-    print(json.dumps({
-        "benchmark": "reasoning_ops",
-        "train_steps_per_second_dense_1_linear_batch_32":
-            round(steps_per_second("dense", 1, "linear"), 1),
-        "train_steps_per_second_dense_3_relu_batch_32":
-            round(steps_per_second("dense", 3, "relu"), 1),
-        "train_steps_per_second_multiply_batch_32":
-            round(steps_per_second("multiply", 1, "linear"), 1),
-        "quick_profile_experiments_per_hour": round(experiments_per_hour(), 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "benchmark": "reasoning_ops",
+                "train_steps_per_second_dense_1_linear_batch_32": round(
+                    steps_per_second("dense", 1, "linear"), 1
+                ),
+                "train_steps_per_second_dense_3_relu_batch_32": round(
+                    steps_per_second("dense", 3, "relu"), 1
+                ),
+                "train_steps_per_second_multiply_batch_32": round(
+                    steps_per_second("multiply", 1, "linear"), 1
+                ),
+                "quick_profile_experiments_per_hour": round(experiments_per_hour(), 1),
+            }
+        )
+    )

@@ -67,4 +67,3 @@ class SignSGD(keras.optimizers.Optimizer):
         config = super().get_config()
         config.update({"momentum": self.momentum})
         return config
-

@@ -19,8 +19,14 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 
 def python(code, cwd=None, env=None, timeout=120):
     environment = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd,
-                           env=environment, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def fake_parser(handler):
@@ -70,7 +76,8 @@ def test_help_imports_no_tensorflow():
                 main(argv)
             except SystemExit as exit:
                 assert exit.code == 0, argv
-        heavy = sorted(m for m in ("tensorflow", "keras", "pandas", "matplotlib") if m in sys.modules)
+        heavy = ("tensorflow", "keras", "pandas", "matplotlib")
+        heavy = sorted(m for m in heavy if m in sys.modules)
         print("HEAVY", heavy, "SECONDS", time.perf_counter() - started)
         """
     )
@@ -88,7 +95,9 @@ def test_help_is_fast_from_the_console_script():
 
 
 def test_user_modules_named_callbacks_and_tasks_do_not_shadow_the_library(tmp_path):
-    (tmp_path / "callbacks.py").write_text("raise ImportError('the user callbacks.py was imported')\n")
+    (tmp_path / "callbacks.py").write_text(
+        "raise ImportError('the user callbacks.py was imported')\n"
+    )
     (tmp_path / "tasks.py").write_text("raise ImportError('the user tasks.py was imported')\n")
     done = python(
         """
@@ -137,7 +146,8 @@ def test_import_zoo_alone_loads_a_saved_model_in_a_fresh_process(tmp_path):
 import numpy as np
 model = keras.saving.load_model({str(tmp_path / "model.keras")!r})
 x = np.linspace(-1, 1, 10, dtype="float32").reshape(2, 5)
-np.testing.assert_array_equal(model.predict(x, verbose=0), np.load({str(tmp_path / "expected.npy")!r}))
+expected = np.load({str(tmp_path / "expected.npy")!r})
+np.testing.assert_array_equal(model.predict(x, verbose=0), expected)
 print(type(model.optimizer).__name__)
 """,
             cwd=tmp_path,
@@ -167,16 +177,21 @@ def test_every_registered_class_lives_in_a_listed_module():
 
     from zoo._registry import SERIALIZABLE_MODULES
 
-    files = sp.run(["git", "grep", "-l", "register_keras_serializable", "--", "*.py"],
-                   cwd=REPOSITORY, capture_output=True, text=True).stdout.split()
+    files = sp.run(
+        ["git", "grep", "-l", "register_keras_serializable", "--", "*.py"],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     prefixes = {"callbacks/": "zoo.callbacks.", "tasks/": "zoo.tasks.", "zoo/": "zoo."}
     for path in files:
         if path.startswith("tests/") or path == "zoo/_registry.py":
             continue
         top = next(prefix for prefix in prefixes if path.startswith(prefix))
-        module = prefixes[top] + path[len(top):-3].replace("/", ".")
-        assert any(module == name or module.startswith(name + ".") for name in
-                   SERIALIZABLE_MODULES), f"{module} registers classes but is not listed"
+        module = prefixes[top] + path[len(top) : -3].replace("/", ".")
+        assert any(
+            module == name or module.startswith(name + ".") for name in SERIALIZABLE_MODULES
+        ), f"{module} registers classes but is not listed"
 
 
 def test_import_tensorflow_quietly_prints_nothing():

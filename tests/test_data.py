@@ -74,14 +74,19 @@ def test_resizable_batches_without_shuffle_keep_the_order():
     np.testing.assert_array_equal(epoch_ids(data), np.arange(7))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 0}, "batch_size"),
-    ({"x": np.zeros((3, 1)), "y": np.zeros(4), "batch_size": 1}, "same length"),
-    ({"x": np.zeros((0, 1)), "y": np.zeros(0), "batch_size": 1}, "at least one"),
-    ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 1, "seed": -1}, "seed"),
-    ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 1, "use_multiprocessing": True},
-     "use_multiprocessing"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 0}, "batch_size"),
+        ({"x": np.zeros((3, 1)), "y": np.zeros(4), "batch_size": 1}, "same length"),
+        ({"x": np.zeros((0, 1)), "y": np.zeros(0), "batch_size": 1}, "at least one"),
+        ({"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 1, "seed": -1}, "seed"),
+        (
+            {"x": np.zeros((3, 1)), "y": np.zeros(3), "batch_size": 1, "use_multiprocessing": True},
+            "use_multiprocessing",
+        ),
+    ],
+)
 def test_resizable_batches_bad_input(kwargs, name):
     with pytest.raises(UsageError, match=name):
         ResizableBatches(**kwargs)

@@ -12,9 +12,7 @@ from zoo.losses import MultipleChoiceLoss, RelaxedWinnerTakesAllLoss, SetMinRand
 
 def stacked_predictions():
     """Targets (3, 4) and 3 subnets' predictions whose errors are easy to compute by hand."""
-    y_true = np.array(
-        [[0.0, 1.0, 0.5, 0.5], [1.0, 1.0, 0.0, 0.0], [0.2, 0.4, 0.6, 0.8]], "float32"
-    )
+    y_true = np.array([[0.0, 1.0, 0.5, 0.5], [1.0, 1.0, 0.0, 0.0], [0.2, 0.4, 0.6, 0.8]], "float32")
     offsets = np.array([[1.0, 0.1, 2.0], [0.5, 3.0, 0.2], [0.0, 1.0, 1.5]], "float32")
     # subnet k of example i is the target shifted by offsets[i, k] on every pixel:
     # its mean squared error is offsets[i, k] ** 2

@@ -170,12 +170,18 @@ def test_a_second_process_on_the_folder_fails_at_once(tmp_path):
         """
     )
     with open_run(tmp_path / "run"):
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              timeout=60, cwd=REPOSITORY)
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=REPOSITORY,
+        )
         assert done.returncode == 2
         assert f"is in use by another process (pid {os.getpid()})" in done.stdout
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, cwd=REPOSITORY)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=REPOSITORY
+    )
     assert done.returncode == 0, done.stdout + done.stderr  # the lock went with its holder
 
 
@@ -221,8 +227,13 @@ def test_metrics_are_valid_json_even_with_non_finite_values(tmp_path):
         run.mark_failed("the loss became nan at epoch 2")
         text = (run.path / "metrics.json").read_text()
         assert "NaN" not in text and "Infinity" not in text
-        assert json.loads(text) == {"loss": None, "err": 0.25, "best": None, "status": "failed",
-                                    "error": "the loss became nan at epoch 2"}
+        assert json.loads(text) == {
+            "loss": None,
+            "err": 0.25,
+            "best": None,
+            "status": "failed",
+            "error": "the loss became nan at epoch 2",
+        }
         assert run.status == "failed"
 
 
@@ -235,7 +246,11 @@ def test_history_rows_and_truncation(tmp_path):
         run.truncate_history("epoch", 2, where={"schedule": "ibs"})
         history = run.history()
     assert list(zip(history["schedule"], history["epoch"])) == [
-        ("lrd", 1), ("lrd", 2), ("lrd", 3), ("ibs", 1), ("ibs", 2)
+        ("lrd", 1),
+        ("lrd", 2),
+        ("lrd", 3),
+        ("ibs", 1),
+        ("ibs", 2),
     ]
     assert "batch_size" in history
 
@@ -254,7 +269,10 @@ def test_figures_and_models_are_written_whole(tmp_path):
         x = np.ones((1, 2), "float32")
         np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
         assert sorted(p.name for p in run.path.iterdir()) == [
-            ".lock", "config.json", "curve.png", "model.keras"
+            ".lock",
+            "config.json",
+            "curve.png",
+            "model.keras",
         ]
 
 
@@ -326,7 +344,9 @@ CRASHING_TRAINER = textwrap.dedent(
 
     with RunFolder.open(sys.argv[1], "demo", C()) as run:
         checkpoint = run.load_checkpoint()
-        step, value = (0, 0.0) if checkpoint is None else (checkpoint.step, float(np.load(checkpoint.path)[0]))
+        step, value = 0, 0.0
+        if checkpoint is not None:
+            step, value = checkpoint.step, float(np.load(checkpoint.path)[0])
         run.truncate_history("step", step)
         while step < 6:
             step += 1
@@ -341,8 +361,11 @@ CRASHING_TRAINER = textwrap.dedent(
 @pytest.mark.parametrize(
     "point, count",
     [
-        ("atomic-write-tmp", 1), ("atomic-write-tmp", 4), ("atomic-write-tmp", 8),
-        ("checkpoint-before-commit", 2), ("checkpoint-after-commit", 3),
+        ("atomic-write-tmp", 1),
+        ("atomic-write-tmp", 4),
+        ("atomic-write-tmp", 8),
+        ("checkpoint-before-commit", 2),
+        ("checkpoint-after-commit", 3),
     ],
 )
 def test_a_kill_at_any_instant_resumes_to_the_uninterrupted_result(tmp_path, point, count):
@@ -354,8 +377,13 @@ def test_a_kill_at_any_instant_resumes_to_the_uninterrupted_result(tmp_path, poi
         env.pop("ZOO_TEST_CRASH_AT", None)
         if crash:
             env["ZOO_TEST_CRASH_AT"] = crash
-        return subprocess.run([sys.executable, str(script), str(folder)], env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, str(script), str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert run(tmp_path / "clean").returncode == 0
     assert run(tmp_path / "killed", f"{point}:{count}").returncode == 137

@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(title="tasks", dest="task", metavar="TASK")
     for module_name in TASK_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:  # TEMPORARY while tasks move to packages
-            if error.name != module_name:
-                raise
-            module = importlib.import_module(module_name.rpartition(".")[0])
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 
@@ -64,7 +58,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"zoo: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
-        print("zoo: interrupted; everything committed so far is in the run folder.", file=sys.stderr)
+        print(
+            "zoo: interrupted; everything committed so far is in the run folder.", file=sys.stderr
+        )
         return 130
 
 

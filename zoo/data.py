@@ -72,7 +72,7 @@ def load_images(
     Returns:
         A `tf.data.Dataset` of `(image, label)` pairs, or a tuple of arrays.
     """
-    if not isinstance(split, str) or not split.split("[")[0] in SPLITS:
+    if not isinstance(split, str) or split.split("[")[0] not in SPLITS:
         raise UsageError(f"`split` must start with one of {', '.join(SPLITS)}, got {split!r}.")
     builder = _builder(name, data_dir=data_dir, manual_dir=manual_dir)
 
@@ -170,9 +170,7 @@ class ResizableBatches(keras.utils.PyDataset):
             )
         super().__init__(**kwargs)
         if len(x) != len(y):
-            raise UsageError(
-                f"`x` and `y` must have the same length, got {len(x)} and {len(y)}."
-            )
+            raise UsageError(f"`x` and `y` must have the same length, got {len(x)} and {len(y)}.")
         if len(x) == 0:
             raise UsageError("`x` must hold at least one example.")
         self.x = x

@@ -335,7 +335,9 @@ class RunFolder:
             self.path.mkdir(parents=True, exist_ok=True)
             handle = open(self.path / LOCK, "a+")
         except OSError as error:
-            raise RunFolderError(f"--run {self.path}: cannot create it ({error.strerror}).") from None
+            raise RunFolderError(
+                f"--run {self.path}: cannot create it ({error.strerror})."
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -456,8 +458,12 @@ class RunFolder:
 
         path = self.path / f"{name}.png"
         try:
-            atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png",
-                                                                bbox_inches="tight"))
+            atomic_write(
+                path,
+                lambda temporary: figure.savefig(
+                    temporary, dpi=120, format="png", bbox_inches="tight"
+                ),
+            )
         finally:
             plt.close(figure)
         return path
@@ -513,7 +519,7 @@ class RunFolder:
 
     @property
     def status(self) -> str:
-        """"new", "running", "finished" or "failed", from `metrics.json`."""
+        """ "new", "running", "finished" or "failed", from `metrics.json`."""
         return self.metrics().get("status", "new")
 
     def mark_running(self) -> None:
@@ -527,8 +533,9 @@ class RunFolder:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def save_checkpoint(self, step: int, save: Callable[[Path], None], suffix: str,
-                        state: Optional[dict] = None) -> Checkpoint:
+    def save_checkpoint(
+        self, step: int, save: Callable[[Path], None], suffix: str, state: Optional[dict] = None
+    ) -> Checkpoint:
         """Commits the training state reached after `step`.
 
         `save(path)` writes the payload (e.g. `model.save` for `suffix=".keras"`) to a new file;
@@ -582,17 +589,3 @@ def matplotlib_agg():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-# --- legacy API, removed once every task has moved to `RunFolder.open` (see zoo/_legacy_runs.py)
-
-
-_LEGACY = ("HistoryLogger", "WallTime", "add_config_arguments", "config_from_args", "check_config")
-
-
-def __getattr__(name):
-    if name in _LEGACY:
-        from zoo import _legacy_runs
-
-        return getattr(_legacy_runs, name)
-    raise AttributeError(f"module 'zoo.runs' has no attribute {name!r}")

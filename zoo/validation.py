@@ -60,7 +60,9 @@ def check_float(
         right = "]" if high_inclusive else ")"
         low_text = "-inf" if low is None else f"{low:g}"
         high_text = "inf" if high is None else f"{high:g}"
-        raise UsageError(f"`{name}` must be in {left}{low_text}, {high_text}{right}, got {value!r}.")
+        raise UsageError(
+            f"`{name}` must be in {left}{low_text}, {high_text}{right}, got {value!r}."
+        )
     return value
 
 

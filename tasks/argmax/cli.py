@@ -30,10 +30,12 @@ def register(subparsers) -> None:
         "only --episodes may be raised.",
     )
     add_config_arguments(train, ArgMaxConfig)
-    train.add_argument("--run", help="run folder; an existing one resumes "
-                       "(default: a new runs/argmax/<UTC time>)")
-    train.add_argument("--quiet", action="store_true",
-                       help="no progress bar (the per-episode line stays)")
+    train.add_argument(
+        "--run", help="run folder; an existing one resumes (default: a new runs/argmax/<UTC time>)"
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress bar (the per-episode line stays)"
+    )
     train.set_defaults(handler=_train_command)
 
     test = commands.add_parser(
@@ -56,8 +58,9 @@ def register(subparsers) -> None:
         "folder; --resume DIR continues one (only --trials may be raised).",
     )
     add_config_arguments(tune, ArgMaxTuneConfig)
-    tune.add_argument("--run", help="folder of a new search "
-                      "(default: a new runs/argmax-tune/<UTC time>)")
+    tune.add_argument(
+        "--run", help="folder of a new search (default: a new runs/argmax-tune/<UTC time>)"
+    )
     tune.add_argument("--resume", metavar="DIR", help="continue the search in DIR")
     tune.add_argument("--quiet", action="store_true", help="no progress output per trial")
     tune.set_defaults(handler=_tune_command)
@@ -126,7 +129,9 @@ def _tune_command(args: argparse.Namespace) -> int:
         frame = tune(run, verbose=0 if args.quiet else 1)
     print(frame.to_string(index=False))
     best = frame.iloc[0]
-    print(f"{len(frame)} trials in {run.file(TRIALS)}; best: trial {best['trial']}, "
-          f"{best['depth']} x {best['block']} (hidden {best['hidden']}, "
-          f"{best['parameters']} parameters), validation Err {best['val_err']}")
+    print(
+        f"{len(frame)} trials in {run.file(TRIALS)}; best: trial {best['trial']}, "
+        f"{best['depth']} x {best['block']} (hidden {best['hidden']}, "
+        f"{best['parameters']} parameters), validation Err {best['val_err']}"
+    )
     return 0

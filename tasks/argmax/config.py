@@ -87,8 +87,9 @@ class ArgMaxConfig:
     250
     """
 
-    recipe: str = _field("seed", "seed: SGD as the original; improved: Adam, batch 250",
-                         choices=RECIPES)
+    recipe: str = _field(
+        "seed", "seed: SGD as the original; improved: Adam, batch 250", choices=RECIPES
+    )
     episodes: int = _field(100, "episodes (Keras epochs) to train", extends=True)
     steps_per_episode: int = _field(15_000, "optimizer steps per episode")
     batch_size: int = _field(25, "scores per training batch")
@@ -106,18 +107,27 @@ class ArgMaxConfig:
     def __post_init__(self) -> None:
         check_choice("--recipe", self.recipe, RECIPES)
         check_choice("--block", self.block, BLOCKS)
-        _check_ints(self, {
-            "episodes": 1_000_000, "steps_per_episode": 10**9, "batch_size": 1_000_000,
-            "depth": 1_000, "hidden": 100_000, "eval_batches": 100_000,
-            "eval_batch_size": 1_000_000, "steps_per_execution": 100_000,
-        })
+        _check_ints(
+            self,
+            {
+                "episodes": 1_000_000,
+                "steps_per_episode": 10**9,
+                "batch_size": 1_000_000,
+                "depth": 1_000,
+                "hidden": 100_000,
+                "eval_batches": 100_000,
+                "eval_batch_size": 1_000_000,
+                "steps_per_execution": 100_000,
+            },
+        )
         _check_seed(self.seed)
-        self.learning_rate = check_float("--learning-rate", self.learning_rate, low=0,
-                                         low_inclusive=False)
-        self.lr_decay = check_float("--lr-decay", self.lr_decay, low=0, high=1,
-                                    low_inclusive=False)
-        self.momentum = check_float("--momentum", self.momentum, low=0, high=1,
-                                    high_inclusive=False)
+        self.learning_rate = check_float(
+            "--learning-rate", self.learning_rate, low=0, low_inclusive=False
+        )
+        self.lr_decay = check_float("--lr-decay", self.lr_decay, low=0, high=1, low_inclusive=False)
+        self.momentum = check_float(
+            "--momentum", self.momentum, low=0, high=1, high_inclusive=False
+        )
 
     @classmethod
     def for_recipe(cls, recipe: str = "seed", **overrides: Any) -> "ArgMaxConfig":
@@ -127,8 +137,9 @@ class ArgMaxConfig:
         """
         check_choice("--recipe", recipe, RECIPES)
         if recipe == "improved" and "momentum" in overrides:
-            raise UsageError("`--momentum` applies to the seed recipe (SGD); the improved "
-                             "recipe uses Adam.")
+            raise UsageError(
+                "`--momentum` applies to the seed recipe (SGD); the improved recipe uses Adam."
+            )
         base = IMPROVED if recipe == "improved" else {}
         return cls(**{**base, **overrides, "recipe": recipe})
 
@@ -182,11 +193,18 @@ class ArgMaxTuneConfig:
     seed: int = _field(0, "seed of the search, the weights and the data")
 
     def __post_init__(self) -> None:
-        _check_ints(self, {
-            "trials": 100_000, "steps": 10**9, "budget": 10**9, "batch_size": 1_000_000,
-            "max_depth": 100, "validation_batches": 100_000,
-            "validation_batch_size": 1_000_000,
-        })
+        _check_ints(
+            self,
+            {
+                "trials": 100_000,
+                "steps": 10**9,
+                "budget": 10**9,
+                "batch_size": 1_000_000,
+                "max_depth": 100,
+                "validation_batches": 100_000,
+                "validation_batch_size": 1_000_000,
+            },
+        )
         _check_seed(self.seed)
         self.blocks = tuple(self.blocks)
         if not self.blocks:
@@ -195,11 +213,15 @@ class ArgMaxTuneConfig:
             check_choice("--blocks", block, BLOCKS)
         if len(set(self.blocks)) != len(self.blocks):
             raise UsageError(f"`--blocks` names a block kind twice: {','.join(self.blocks)}.")
-        self.min_learning_rate = check_float("--min-learning-rate", self.min_learning_rate,
-                                             low=0, low_inclusive=False)
-        self.max_learning_rate = check_float("--max-learning-rate", self.max_learning_rate,
-                                             low=self.min_learning_rate,
-                                             low_inclusive=False)
+        self.min_learning_rate = check_float(
+            "--min-learning-rate", self.min_learning_rate, low=0, low_inclusive=False
+        )
+        self.max_learning_rate = check_float(
+            "--max-learning-rate",
+            self.max_learning_rate,
+            low=self.min_learning_rate,
+            low_inclusive=False,
+        )
         smallest = max(count_parameters(self.max_depth, 1, block) for block in self.blocks)
         if self.budget < smallest:
             raise UsageError(

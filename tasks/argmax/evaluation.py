@@ -26,7 +26,10 @@ def evaluate(model: keras.Model, dataset) -> tuple:
 
 
 def seed_test_protocol(
-    model: keras.Model, batches: int = 100, batch_size: int = 500, seed: int = 2024,
+    model: keras.Model,
+    batches: int = 100,
+    batch_size: int = 500,
+    seed: int = 2024,
     verbose: bool = True,
 ) -> dict:
     """The seed's test: `batches` batches of `batch_size` fresh scores.

@@ -88,8 +88,12 @@ class ArgMaxNet(keras.Model):
         self.block = check_choice("block", block, BLOCKS)
         if block == "residual":
             self.blocks = [
-                ResidualBlock(hidden, kernel_initializer="fan_in_uniform",
-                              dtype=self.dtype_policy, name=f"block_{i}")
+                ResidualBlock(
+                    hidden,
+                    kernel_initializer="fan_in_uniform",
+                    dtype=self.dtype_policy,
+                    name=f"block_{i}",
+                )
                 for i in range(depth)
             ]
         else:
@@ -99,8 +103,13 @@ class ArgMaxNet(keras.Model):
             ]
         limit = 1.0 / math.sqrt(SCORES)
         uniform = keras.initializers.RandomUniform(-limit, limit)
-        self.head = keras.layers.Dense(1, kernel_initializer=uniform, bias_initializer=uniform,
-                                       dtype=self.dtype_policy, name="head")
+        self.head = keras.layers.Dense(
+            1,
+            kernel_initializer=uniform,
+            bias_initializer=uniform,
+            dtype=self.dtype_policy,
+            name="head",
+        )
         self.build((None, SCORES))
 
     def build(self, input_shape):

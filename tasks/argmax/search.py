@@ -83,15 +83,22 @@ def tune(run: RunFolder, verbose: int = 0):
         score_dataset(config.batch_size, config.steps, seed=config.seed),
         epochs=1,
         steps_per_epoch=config.steps,
-        validation_data=score_dataset(config.validation_batch_size, config.validation_batches,
-                                      seed=config.seed + EVAL_SEED_OFFSET),
+        validation_data=score_dataset(
+            config.validation_batch_size,
+            config.validation_batches,
+            seed=config.seed + EVAL_SEED_OFFSET,
+        ),
         verbose=verbose,
     )
     frame = trials_frame(tuner, hypermodel)
     run.write_csv(TRIALS, frame)
     best = frame.iloc[0]
-    run.mark_finished(trials=len(frame), best_trial=str(best["trial"]),
-                      best_val_err=best["val_err"], best_parameters=int(best["parameters"]))
+    run.mark_finished(
+        trials=len(frame),
+        best_trial=str(best["trial"]),
+        best_val_err=best["val_err"],
+        best_parameters=int(best["parameters"]),
+    )
     return frame
 
 
@@ -105,15 +112,17 @@ def trials_frame(tuner, hypermodel: ArgMaxHyperModel):
         hp = trial.hyperparameters
         depth, hidden, block = hypermodel.architecture(hp)
         has_score = trial.metrics.exists("val_err")
-        rows.append({
-            "trial": trial.trial_id,
-            "depth": depth,
-            "block": block,
-            "width_fraction": hp.get("width_fraction"),
-            "hidden": hidden,
-            "parameters": count_parameters(depth, hidden, block),
-            "learning_rate": hp.get("learning_rate"),
-            "val_err": trial.metrics.get_best_value("val_err") if has_score else None,
-            "status": trial.status,
-        })
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "depth": depth,
+                "block": block,
+                "width_fraction": hp.get("width_fraction"),
+                "hidden": hidden,
+                "parameters": count_parameters(depth, hidden, block),
+                "learning_rate": hp.get("learning_rate"),
+                "val_err": trial.metrics.get_best_value("val_err") if has_score else None,
+                "status": trial.status,
+            }
+        )
     return pd.DataFrame(rows).sort_values(["val_err", "trial"], na_position="last")

@@ -92,8 +92,13 @@ class EpisodeEvaluation(keras.callbacks.Callback):
         )
         loss, err = evaluate(self.model, data)
         if logs is not None:
-            logs.update({"eval_loss": loss, "eval_err": err,
-                         "elapsed_hours": self.wall_time.elapsed() / 3600})
+            logs.update(
+                {
+                    "eval_loss": loss,
+                    "eval_err": err,
+                    "elapsed_hours": self.wall_time.elapsed() / 3600,
+                }
+            )
 
 
 class EpisodeCheckpoint(keras.callbacks.Callback):
@@ -205,8 +210,10 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
     done = checkpoint.step if checkpoint else 0
     if done >= config.episodes and run.status == "finished":
         metrics = run.metrics()
-        print(f"Run folder {run.path} already finished its {done} episodes (test Err "
-              f"{metrics.get('test_err')}); raise --episodes to train further.")
+        print(
+            f"Run folder {run.path} already finished its {done} episodes (test Err "
+            f"{metrics.get('test_err')}); raise --episodes to train further."
+        )
         return run
     run.mark_running()
     run.truncate_history("epoch", done)
@@ -214,8 +221,10 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
     if checkpoint:
         restore(model, checkpoint.path)
     print(describe(config, model))
-    print(f"Run folder: {run.path}" + (f" (resuming after episode {done})" if done else ""),
-          flush=True)
+    print(
+        f"Run folder: {run.path}" + (f" (resuming after episode {done})" if done else ""),
+        flush=True,
+    )
 
     wall_time = WallTime(offset=checkpoint.state.get("wall_seconds", 0.0) if checkpoint else 0.0)
     first_step = done * config.steps_per_episode
@@ -259,7 +268,8 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
         final_eval_loss=float(last["eval_loss"]),
         train_seconds=float(last["wall_seconds"]),
     )
-    print(f"Finished {config.episodes} episodes in {float(last['wall_seconds']):.0f} s of "
-          f"training: test Err {metrics['test_err']:.6f}; run folder {run.path}")
+    print(
+        f"Finished {config.episodes} episodes in {float(last['wall_seconds']):.0f} s of "
+        f"training: test Err {metrics['test_err']:.6f}; run folder {run.path}"
+    )
     return run
-

@@ -16,47 +16,68 @@ TASK = "deep"
 def register(subparsers) -> None:
     """Adds `zoo deep` and its commands to the `zoo` parser."""
     parser = subparsers.add_parser(
-        "deep", help="absurdly deep residual core on MNIST (seed 003)",
-        description="Absurdly deep residual networks on MNIST, trained by exact SGD (seed 003).")
+        "deep",
+        help="absurdly deep residual core on MNIST (seed 003)",
+        description="Absurdly deep residual networks on MNIST, trained by exact SGD (seed 003).",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     init = commands.add_parser(
-        "init", help="create a run's weights file (train does it too)",
+        "init",
+        help="create a run's weights file (train does it too)",
         description="Create the run folder and its weights file (the seed's init), e.g. ahead of a "
-        "long run; `zoo deep train --run R` then trains it.")
+        "long run; `zoo deep train --run R` then trains it.",
+    )
     add_config_arguments(init, DeepConfig)
     _add_run_flags(init, kernels=False)
     init.set_defaults(handler=_init_command)
 
     train = commands.add_parser(
-        "train", help="train (or resume) with exact SGD",
+        "train",
+        help="train (or resume) with exact SGD",
         description="Train the deep core with exact SGD. An existing --run resumes from its last "
-        "commit with its saved settings; only --steps may be raised.")
+        "commit with its saved settings; only --steps may be raised.",
+    )
     add_config_arguments(train, DeepConfig)
     _add_run_flags(train, kernels=True)
     train.set_defaults(handler=_train_command)
 
     evaluate = commands.add_parser(
-        "eval", help="evaluate a run on the MNIST test set",
+        "eval",
+        help="evaluate a run on the MNIST test set",
         description="Test loss and accuracy of a deep run's committed network; written to its "
-        "metrics.json.")
+        "metrics.json.",
+    )
     evaluate.add_argument("--run", required=True, help="run folder of `zoo deep train`")
-    evaluate.add_argument("--samples", type=int, default=10_000, help="test images (default: 10000)")
-    evaluate.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
-    evaluate.add_argument("--kernels", choices=KERNELS, default="auto",
-                          help="chunk kernels: native C++ on CPU, or XLA (default: auto)")
+    evaluate.add_argument(
+        "--samples", type=int, default=10_000, help="test images (default: 10000)"
+    )
+    evaluate.add_argument(
+        "--batch-size", type=int, default=256, help="images per forward pass (default: 256)"
+    )
+    evaluate.add_argument(
+        "--kernels",
+        choices=KERNELS,
+        default="auto",
+        help="chunk kernels: native C++ on CPU, or XLA (default: auto)",
+    )
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_eval_command)
 
 
 def _add_run_flags(parser: argparse.ArgumentParser, kernels: bool) -> None:
-    parser.add_argument("--run", help="run folder; an existing one resumes (default: a new "
-                        "runs/deep/<UTC time>)")
+    parser.add_argument(
+        "--run", help="run folder; an existing one resumes (default: a new runs/deep/<UTC time>)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     if kernels:
-        parser.add_argument("--kernels", choices=KERNELS, default="auto",
-                            help="chunk kernels: native C++ on CPU, or XLA (default: auto); not part "
-                            "of the run's config, any choice resumes it")
+        parser.add_argument(
+            "--kernels",
+            choices=KERNELS,
+            default="auto",
+            help="chunk kernels: native C++ on CPU, or XLA (default: auto); not part "
+            "of the run's config, any choice resumes it",
+        )
 
 
 def _open(args: argparse.Namespace):

@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from zoo.validation import check_choice, check_float, check_non_negative_int, check_positive_int
 from zoo.errors import UsageError
+from zoo.validation import check_choice, check_float, check_non_negative_int, check_positive_int
 
 ACTIVATIONS = ("softsign", "tanh", "relu")  # zoo.deep.kernels.ACTIVATIONS, without TensorFlow
 KERNELS = ("auto", "native", "xla")
@@ -36,14 +36,24 @@ class DeepConfig:
     float64: bool = _field(False, "float64 weights (exactness checks)")
 
     def __post_init__(self):
-        for name, high in (("layers", 10**10), ("width", 4096), ("chunk_layers", 10**9), ("batch_size", 60_000),
-                           ("report_every", 10**9), ("save_every", 10**9)):
+        for name, high in (
+            ("layers", 10**10),
+            ("width", 4096),
+            ("chunk_layers", 10**9),
+            ("batch_size", 60_000),
+            ("report_every", 10**9),
+            ("save_every", 10**9),
+        ):
             _check_int(name, getattr(self, name), high, positive=True)
         _check_int("steps", self.steps, 10**9, positive=False)
         _check_int("seed", self.seed, 2**32 - 1, positive=False)
         self.alpha = check_float("--alpha", self.alpha, low=0)
         for name in ("layer_lr", "head_lr"):
-            setattr(self, name, check_float(_flag(name), getattr(self, name), low=0, low_inclusive=False))
+            setattr(
+                self,
+                name,
+                check_float(_flag(name), getattr(self, name), low=0, low_inclusive=False),
+            )
         check_choice("--activation", self.activation, ACTIVATIONS)
 
 

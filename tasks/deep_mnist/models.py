@@ -35,14 +35,39 @@ class DeepMNIST(keras.Model):
         Andrewp2/deep_net (seed `003`).
     """
 
-    def __init__(self, layers=100, width=4, activation="softsign", alpha=None, chunk_layers=1000,
-                 fused_sgd=True, layer_lr=0.01, head_lr=0.01, kernels="auto", **kwargs):
+    def __init__(
+        self,
+        layers=100,
+        width=4,
+        activation="softsign",
+        alpha=None,
+        chunk_layers=1000,
+        fused_sgd=True,
+        layer_lr=0.01,
+        head_lr=0.01,
+        kernels="auto",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         check_positive_int("width", width)
-        self.width, self.fused_sgd, self.layer_lr, self.head_lr = width, fused_sgd, layer_lr, head_lr
-        self.stem = keras.layers.Dense(width, activation="tanh", name="stem", dtype=self.dtype_policy)
-        self.core = DeepResidualCore(layers, activation, alpha, chunk_layers, kernels=kernels, name="core",
-                                     dtype=self.dtype_policy)
+        self.width, self.fused_sgd, self.layer_lr, self.head_lr = (
+            width,
+            fused_sgd,
+            layer_lr,
+            head_lr,
+        )
+        self.stem = keras.layers.Dense(
+            width, activation="tanh", name="stem", dtype=self.dtype_policy
+        )
+        self.core = DeepResidualCore(
+            layers,
+            activation,
+            alpha,
+            chunk_layers,
+            kernels=kernels,
+            name="core",
+            dtype=self.dtype_policy,
+        )
         self.head = keras.layers.Dense(CLASSES, name="head", dtype=self.dtype_policy)
         self._network = None
         self.build((None, INPUTS))
@@ -68,11 +93,22 @@ class DeepMNIST(keras.Model):
         """The `DeepNetwork` over this model's own variables (what the fused step trains)."""
         if self._network is None:
             core = self.core
-            weights = InMemoryWeights.from_variables(core.kernel.value, core.bias.value, core.activation)
-            head = {"W_in": self.stem.kernel.value, "b_in": self.stem.bias.value,
-                    "W_out": self.head.kernel.value, "b_out": self.head.bias.value}
-            self._network = DeepNetwork(weights, core.chunk_layers, alpha=core.kernels.alpha, head=head,
-                                        kernels=core.kernels_kind)
+            weights = InMemoryWeights.from_variables(
+                core.kernel.value, core.bias.value, core.activation
+            )
+            head = {
+                "W_in": self.stem.kernel.value,
+                "b_in": self.stem.bias.value,
+                "W_out": self.head.kernel.value,
+                "b_out": self.head.bias.value,
+            }
+            self._network = DeepNetwork(
+                weights,
+                core.chunk_layers,
+                alpha=core.kernels.alpha,
+                head=head,
+                kernels=core.kernels_kind,
+            )
         return self._network
 
     def train_step(self, data):
@@ -86,7 +122,17 @@ class DeepMNIST(keras.Model):
     def get_config(self):
         config = super().get_config()
         core = self.core
-        config.update({"layers": core.layers, "width": self.width, "activation": core.activation,
-                       "alpha": core.alpha, "chunk_layers": core.chunk_layers, "fused_sgd": self.fused_sgd,
-                       "layer_lr": self.layer_lr, "head_lr": self.head_lr, "kernels": core.kernels_kind})
+        config.update(
+            {
+                "layers": core.layers,
+                "width": self.width,
+                "activation": core.activation,
+                "alpha": core.alpha,
+                "chunk_layers": core.chunk_layers,
+                "fused_sgd": self.fused_sgd,
+                "layer_lr": self.layer_lr,
+                "head_lr": self.head_lr,
+                "kernels": core.kernels_kind,
+            }
+        )
         return config

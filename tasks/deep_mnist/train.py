@@ -24,7 +24,14 @@ from typing import Optional
 import keras
 import numpy as np
 
-from zoo.deep import DeepNetwork, FileWeights, InMemoryWeights, initial_head, pack_record, record_capacity
+from zoo.deep import (
+    DeepNetwork,
+    FileWeights,
+    InMemoryWeights,
+    initial_head,
+    pack_record,
+    record_capacity,
+)
 from zoo.errors import DivergenceError, RunFolderError
 from zoo.runs import RunFolder, crash_point, matplotlib_agg, read_json
 from zoo.tasks.deep_mnist.config import CLASSES, INPUTS, DeepConfig
@@ -53,30 +60,43 @@ def create_weights(config: DeepConfig, path: Path, verbose: int = 1) -> FileWeig
         progress.update(done[0])
 
     if verbose:
-        print(f"initialising {config.layers:,} layers of width {config.width} in {path}", flush=True)
+        print(
+            f"initialising {config.layers:,} layers of width {config.width} in {path}", flush=True
+        )
     return FileWeights.create(
-        path, config.layers, config.width, config.activation, config.seed, dtype,
-        chunk_layers=max(config.chunk_layers, 100_000), progress=advance,
+        path,
+        config.layers,
+        config.width,
+        config.activation,
+        config.seed,
+        dtype,
+        chunk_layers=max(config.chunk_layers, 100_000),
+        progress=advance,
         extra_capacity=record_capacity(INPUTS, config.width, CLASSES, dtype),
         record=pack_record(head, alpha, {"wall_seconds": 0.0}),
     )
 
 
-def open_weights(run: RunFolder, config: DeepConfig, create: bool = True, mode: str = "r+",
-                 verbose: int = 1) -> FileWeights:
+def open_weights(
+    run: RunFolder, config: DeepConfig, create: bool = True, mode: str = "r+", verbose: int = 1
+) -> FileWeights:
     """The run's committed weights, created if missing (and `create`); they must fit `config`."""
     path = run.file(WEIGHTS)
     if not path.exists():
         if not create:
-            raise RunFolderError(f"--run {run.path} has no {WEIGHTS}; train it first (`zoo deep train`).")
+            raise RunFolderError(
+                f"--run {run.path} has no {WEIGHTS}; train it first (`zoo deep train`)."
+            )
         return create_weights(config, path, verbose)
     weights = FileWeights.open(path, mode)
     expected = (config.layers, config.width, config.activation, np.dtype(_dtype(config)))
     found = (weights.layers, weights.width, weights.activation, weights.dtype)
     if found != expected:
         weights.close()
-        raise RunFolderError(f"{path} holds (layers, width, activation, dtype) {found}, but the run's "
-                             f"config says {expected}.")
+        raise RunFolderError(
+            f"{path} holds (layers, width, activation, dtype) {found}, but the run's "
+            f"config says {expected}."
+        )
     return weights
 
 
@@ -93,8 +113,11 @@ def deferred_interrupt():
         if state["stop"]:
             raise KeyboardInterrupt
         state["stop"] = True
-        print("\ninterrupt: finishing this step and committing (Ctrl-C again stops at once, keeping "
-              "the last commit)", flush=True)
+        print(
+            "\ninterrupt: finishing this step and committing (Ctrl-C again stops at once, keeping "
+            "the last commit)",
+            flush=True,
+        )
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
@@ -118,11 +141,15 @@ class Trainer:
         self.committed = self.file.steps
         weights = self.file
         if self.config.in_memory:
-            weights = InMemoryWeights.from_file(self.file, piece_layers=min(self.config.chunk_layers, 1_000_000))
+            weights = InMemoryWeights.from_file(
+                self.file, piece_layers=min(self.config.chunk_layers, 1_000_000)
+            )
         self.network = DeepNetwork(weights, self.config.chunk_layers, kernels=kernels)
         state = self.network.state
         self.wall_offset = float(state.get("wall_seconds", 0.0))
-        self.window = dict(state.get("window") or {"loss": 0.0, "accuracy": 0.0, "count": 0, "seconds": 0.0})
+        self.window = dict(
+            state.get("window") or {"loss": 0.0, "accuracy": 0.0, "count": 0, "seconds": 0.0}
+        )
         self.started = time.perf_counter()
         self.step_started = self.started
 
@@ -139,11 +166,19 @@ class Trainer:
         step = self.steps + 1
         # A core gone non-finite shows in the stem's update (its gradient flows through every
         # layer), so checking the loss and the small stem and head covers the whole network.
-        finite = all(np.isfinite(variable.numpy()).all() for variable in self.network.params.values())
+        finite = all(
+            np.isfinite(variable.numpy()).all() for variable in self.network.params.values()
+        )
         if not (math.isfinite(loss) and finite):
-            what = f"the loss became {loss}" if not math.isfinite(loss) else "the weights became non-finite"
-            raise DivergenceError(f"training diverged at step {step}: {what}; --layer-lr "
-                                  f"{self.config.layer_lr:g} or --head-lr {self.config.head_lr:g} is likely too high")
+            what = (
+                f"the loss became {loss}"
+                if not math.isfinite(loss)
+                else "the weights became non-finite"
+            )
+            raise DivergenceError(
+                f"training diverged at step {step}: {what}; --layer-lr "
+                f"{self.config.layer_lr:g} or --head-lr {self.config.head_lr:g} is likely too high"
+            )
         now = time.perf_counter()
         window = self.window
         window["loss"] += loss
@@ -153,10 +188,15 @@ class Trainer:
         self.step_started = now
         if step % self.config.report_every == 0 or step == self.config.steps:
             count = window["count"]
-            self.run.append_history({"step": step, "loss": window["loss"] / count,
-                                     "accuracy": window["accuracy"] / count,
-                                     "seconds_per_step": window["seconds"] / count,
-                                     "wall_seconds": self.wall_seconds()})
+            self.run.append_history(
+                {
+                    "step": step,
+                    "loss": window["loss"] / count,
+                    "accuracy": window["accuracy"] / count,
+                    "seconds_per_step": window["seconds"] / count,
+                    "wall_seconds": self.wall_seconds(),
+                }
+            )
             self.window = window = {"loss": 0.0, "accuracy": 0.0, "count": 0, "seconds": 0.0}
             crash_point("deep-history-written")
         self.network.state = {"wall_seconds": self.wall_seconds(), "window": dict(window)}
@@ -176,8 +216,13 @@ class Trainer:
         with deferred_interrupt() as interrupt:
             for step in range(first, config.steps):
                 rows = batch_indices(config.seed, step, config.batch_size, len(images))
-                loss, accuracy = self.network.train_step(images[rows], labels[rows], config.layer_lr,
-                                                         config.head_lr, before_commit=self.before_commit)
+                loss, accuracy = self.network.train_step(
+                    images[rows],
+                    labels[rows],
+                    config.layer_lr,
+                    config.head_lr,
+                    before_commit=self.before_commit,
+                )
                 crash_point("deep-step-done")
                 if config.in_memory and self.steps % config.save_every == 0:
                     self.save()
@@ -206,11 +251,17 @@ def train(run: RunFolder, kernels: str = "auto", verbose: int = 1) -> dict:
         network = trainer.network
         if verbose:
             storage = "in memory" if config.in_memory else f"streamed from {trainer.file.path}"
-            print(f"deep core: {network.layers:,} layers, width {network.width}, {config.activation}, "
-                  f"alpha {network.alpha:.3g}, chunk {network.chunk_layers:,}, {storage}, "
-                  f"{network.kernels.kind} kernels; steps {trainer.steps} -> {config.steps}", flush=True)
+            print(
+                f"deep core: {network.layers:,} layers, width {network.width}, "
+                f"{config.activation}, "
+                f"alpha {network.alpha:.3g}, chunk {network.chunk_layers:,}, {storage}, "
+                f"{network.kernels.kind} kernels; steps {trainer.steps} -> {config.steps}",
+                flush=True,
+            )
         if trainer.steps >= config.steps and run.status == "finished":
-            print(f"run {run.path} has finished its {config.steps} steps; raise --steps to continue.")
+            print(
+                f"run {run.path} has finished its {config.steps} steps; raise --steps to continue."
+            )
             return run.metrics()
         run.mark_running()
         try:
@@ -221,15 +272,21 @@ def train(run: RunFolder, kernels: str = "auto", verbose: int = 1) -> dict:
     finally:
         trainer.close()
     seconds = time.perf_counter() - trainer.started
-    metrics = {"steps": trainer.steps, "wall_seconds": trainer.wall_seconds(),
-               "seconds_per_step_last_session": seconds / max(steps_run, 1), "kernels": network.kernels.kind}
+    metrics = {
+        "steps": trainer.steps,
+        "wall_seconds": trainer.wall_seconds(),
+        "seconds_per_step_last_session": seconds / max(steps_run, 1),
+        "kernels": network.kernels.kind,
+    }
     plot_curves(run)
     if trainer.steps >= config.steps:
         run.mark_finished(**metrics)
     else:
         run.update_metrics(metrics)
-    print(f"trained {steps_run} steps in {seconds:.1f} s ({seconds / max(steps_run, 1):.3f} s/step); "
-          f"{trainer.steps} of {config.steps} steps done; run folder {run.path}")
+    print(
+        f"trained {steps_run} steps in {seconds:.1f} s ({seconds / max(steps_run, 1):.3f} s/step); "
+        f"{trainer.steps} of {config.steps} steps done; run folder {run.path}"
+    )
     return metrics
 
 
@@ -242,15 +299,19 @@ def plot_curves(run: RunFolder) -> Optional[Path]:
     plt = matplotlib_agg()
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     loss_axis.plot(history["step"], history["loss"], color="tab:blue", label="training loss")
-    accuracy_axis.plot(history["step"], history["accuracy"], color="tab:green", label="training accuracy")
+    accuracy_axis.plot(
+        history["step"], history["accuracy"], color="tab:green", label="training accuracy"
+    )
     loss_axis.set(xlabel="SGD step", ylabel="cross-entropy", title="loss")
     accuracy_axis.set(xlabel="SGD step", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     for axis in (loss_axis, accuracy_axis):
         axis.legend()
         axis.xaxis.get_major_locator().set_params(integer=True)
     storage = "in memory" if config.in_memory else "streamed"
-    figure.suptitle(f"Deep core on MNIST: {config.layers:,} layers, width {config.width}, {config.activation}, "
-                    f"batch {config.batch_size} ({storage}; mean over {config.report_every} steps)")
+    figure.suptitle(
+        f"Deep core on MNIST: {config.layers:,} layers, width {config.width}, {config.activation}, "
+        f"batch {config.batch_size} ({storage}; mean over {config.report_every} steps)"
+    )
     figure.tight_layout()
     return run.save_figure(figure, PLOT)
 
@@ -271,13 +332,18 @@ def open_run(path, given: Optional[dict] = None) -> RunFolder:
     return RunFolder.open(path, TASK, DeepConfig(), given=given or {})
 
 
-def evaluate(run: RunFolder, samples: int = 10_000, batch: int = 256, kernels: str = "auto",
-             verbose: int = 1) -> dict:
+def evaluate(
+    run: RunFolder, samples: int = 10_000, batch: int = 256, kernels: str = "auto", verbose: int = 1
+) -> dict:
     """Test loss and accuracy of the run's committed network on the first `samples` MNIST test
     images; merged into `metrics.json`."""
     config = run.config
     file = open_weights(run, config, create=False, mode="r")
-    weights = InMemoryWeights.from_file(file, min(config.chunk_layers, 1_000_000)) if config.in_memory else file
+    weights = (
+        InMemoryWeights.from_file(file, min(config.chunk_layers, 1_000_000))
+        if config.in_memory
+        else file
+    )
     network = DeepNetwork(weights, config.chunk_layers, kernels=kernels)
     images, labels = mnist_arrays("test")
     images, labels = images[:samples], labels[:samples]
@@ -294,9 +360,16 @@ def evaluate(run: RunFolder, samples: int = 10_000, batch: int = 256, kernels: s
     finally:
         file.close()
     seconds = time.perf_counter() - started
-    metrics = {"test_loss": loss, "test_accuracy": accuracy, "test_samples": len(images),
-               "test_eval_seconds": seconds, "test_steps": file.steps}
+    metrics = {
+        "test_loss": loss,
+        "test_accuracy": accuracy,
+        "test_samples": len(images),
+        "test_eval_seconds": seconds,
+        "test_steps": file.steps,
+    }
     run.update_metrics(metrics)
-    print(f"test loss {loss:.4f}, test accuracy {accuracy:.4f} on {len(images):,} images after "
-          f"{file.steps} steps ({seconds:.1f} s)")
+    print(
+        f"test loss {loss:.4f}, test accuracy {accuracy:.4f} on {len(images):,} images after "
+        f"{file.steps} steps ({seconds:.1f} s)"
+    )
     return metrics

@@ -19,17 +19,45 @@ The names below are imported lazily, on first use, so that `zoo.tasks.reasoning_
 import importlib
 
 _MODULES = {
-    "config": ("ACTIVATIONS", "DATASETS", "MAX_EXAMPLES", "NETWORKS", "PROFILES",
-               "PROFILE_GRIDS", "Protocol", "QUICK_NETWORKS", "SEED_DATASETS", "SEED_NETWORKS",
-               "SEED_TASKS", "SweepConfig", "TASK_NAMES", "WIDTH", "parse_network"),
+    "config": (
+        "ACTIVATIONS",
+        "DATASETS",
+        "MAX_EXAMPLES",
+        "NETWORKS",
+        "PROFILES",
+        "PROFILE_GRIDS",
+        "Protocol",
+        "QUICK_NETWORKS",
+        "SEED_DATASETS",
+        "SEED_NETWORKS",
+        "SEED_TASKS",
+        "SweepConfig",
+        "TASK_NAMES",
+        "WIDTH",
+        "parse_network",
+    ),
     "data": ("TASKS", "evaluation_set", "operands", "output_width", "target", "train_batch"),
     "models": ("ReasoningNet", "build_network"),
     "protocol": ("Experiment", "run_experiment", "run_protocol"),
     "hypermodel": ("ReasoningHyperModel",),
-    "sweep": ("ExperimentGridOracle", "SweepTuner", "grid", "make_tuner", "run_sweep",
-              "sweep_counts"),
-    "report": ("COLUMNS", "collect", "complete_cells", "plot_heatmap", "read_trials",
-               "report_from_csv", "report_sweep", "summarize"),
+    "sweep": (
+        "ExperimentGridOracle",
+        "SweepTuner",
+        "grid",
+        "make_tuner",
+        "run_sweep",
+        "sweep_counts",
+    ),
+    "report": (
+        "COLUMNS",
+        "collect",
+        "complete_cells",
+        "plot_heatmap",
+        "read_trials",
+        "report_from_csv",
+        "report_sweep",
+        "summarize",
+    ),
 }
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 

@@ -32,44 +32,64 @@ MAX_WORKERS = 64
 def register(subparsers) -> None:
     """Adds `reasoning-ops run` and `reasoning-ops report` to the `zoo` parser."""
     parser = subparsers.add_parser(
-        TASK, help="reasoning-operations sweep on keras-tuner (seed 004)",
+        TASK,
+        help="reasoning-operations sweep on keras-tuner (seed 004)",
         description="The seed's grid of experiments (task x dataset x network) on keras-tuner.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser(
-        "run", help="run or resume a sweep (--workers N: a chief and N local workers)",
+        "run",
+        help="run or resume a sweep (--workers N: a chief and N local workers)",
         description="Runs or resumes the sweep in --run; the folder's saved config is the truth.",
     )
-    run.add_argument("--run", default=None,
-                     help="the sweep's run folder; resumes it if it holds a sweep "
-                          "(default: a new runs/reasoning-ops/<UTC time>/)")
+    run.add_argument(
+        "--run",
+        default=None,
+        help="the sweep's run folder; resumes it if it holds a sweep "
+        "(default: a new runs/reasoning-ops/<UTC time>/)",
+    )
     add_config_arguments(run, SweepConfig)
-    run.add_argument("--workers", type=int, default=0,
-                     help="local worker processes beside a chief (default: 0, this process "
-                          "runs the sweep)")
-    run.add_argument("--port", type=int, default=8000,
-                     help="the chief's port with --workers (default: 8000)")
-    run.add_argument("--trials-per-process", type=int, default=200,
-                     help="a process re-executes itself after this many experiments, freeing "
-                          "TensorFlow's compiled programs; 0: never (default: 200)")
-    run.add_argument("--audit-log", default=None,
-                     help="append a JSON line per experiment start and end (tests)")
-    run.add_argument("--quiet", action="store_true",
-                     help="no progress line per experiment, only the summary")
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="local worker processes beside a chief (default: 0, this process runs the sweep)",
+    )
+    run.add_argument(
+        "--port", type=int, default=8000, help="the chief's port with --workers (default: 8000)"
+    )
+    run.add_argument(
+        "--trials-per-process",
+        type=int,
+        default=200,
+        help="a process re-executes itself after this many experiments, freeing "
+        "TensorFlow's compiled programs; 0: never (default: 200)",
+    )
+    run.add_argument(
+        "--audit-log", default=None, help="append a JSON line per experiment start and end (tests)"
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="no progress line per experiment, only the summary"
+    )
     run.set_defaults(handler=_run)
 
     report = commands.add_parser(
-        "report", help="results CSV, pivot table and heat map of a sweep",
+        "report",
+        help="results CSV, pivot table and heat map of a sweep",
         description="Report of a sweep's run folder (--run) or of a results CSV (--results).",
     )
     source = report.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run", help="the sweep's run folder (writes results.csv, pivot.csv, "
-                                      "heatmap.png into it)")
+    source.add_argument(
+        "--run", help="the sweep's run folder (writes results.csv, pivot.csv, heatmap.png into it)"
+    )
     source.add_argument("--results", help="a results CSV such as docs/reasoning_seed_results.csv")
-    report.add_argument("--output", default=None,
-                        help="with --results: write <OUTPUT>_pivot.csv and <OUTPUT>_heatmap.png "
-                             "(default: the CSV's path without _results.csv)")
+    report.add_argument(
+        "--output",
+        default=None,
+        help="with --results: write <OUTPUT>_pivot.csv and <OUTPUT>_heatmap.png "
+        "(default: the CSV's path without _results.csv)",
+    )
     report.set_defaults(handler=_report)
 
 
@@ -84,8 +104,7 @@ def _check_execution_flags(args) -> None:
 
 def _is_worker() -> bool:
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID")
-    return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and not (tuner_id or "").startswith(
-        "chief")
+    return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and not (tuner_id or "").startswith("chief")
 
 
 def worker_config(path, given: dict) -> SweepConfig:
@@ -108,7 +127,8 @@ def worker_config(path, given: dict) -> SweepConfig:
     if differences:
         raise ResumeMismatchError(
             f"cannot work on {path} with other settings than it was started with: "
-            + "; ".join(differences) + "."
+            + "; ".join(differences)
+            + "."
         )
     return saved
 
@@ -152,29 +172,43 @@ def _run(args) -> int:
     started = time.time()
     if run is not None and not args.quiet:
         done = sweep_counts(path)
-        print(f"sweep {path}: {config.profile} profile, {config.experiments} experiments"
-              f"{' (resuming: %d done)' % sum(done.values()) if any(done.values()) else ''}",
-              flush=True)
-    tuner = run_sweep(run or path, config, audit_log=args.audit_log,
-                      trials_per_process=args.trials_per_process or None, quiet=args.quiet)
+        print(
+            f"sweep {path}: {config.profile} profile, {config.experiments} experiments"
+            f"{' (resuming: %d done)' % sum(done.values()) if any(done.values()) else ''}",
+            flush=True,
+        )
+    tuner = run_sweep(
+        run or path,
+        config,
+        audit_log=args.audit_log,
+        trials_per_process=args.trials_per_process or None,
+        quiet=args.quiet,
+    )
     if tuner.stopped_to_restart:
-        print(f"restarting this process after {tuner.trials_run} experiments (frees "
-              f"TensorFlow's compiled programs)", flush=True)
+        print(
+            f"restarting this process after {tuner.trials_run} experiments (frees "
+            f"TensorFlow's compiled programs)",
+            flush=True,
+        )
         if run is not None:
             run.close()
         os.execv(sys.executable, _restart_argv(path))
     if run is not None:
         counts = sweep_counts(path)
-        print(f"sweep finished: {config.experiments} experiments ({counts['failed']} failed) "
-              f"in {time.time() - started:.0f} s; `zoo reasoning-ops report --run {path}`")
+        print(
+            f"sweep finished: {config.experiments} experiments ({counts['failed']} failed) "
+            f"in {time.time() - started:.0f} s; `zoo reasoning-ops report --run {path}`"
+        )
     return 0
 
 
 def _already_finished(run) -> int:
     metrics = run.metrics()
-    print(f"sweep {run.path} already finished ({metrics.get('experiments')} experiments, "
-          f"{metrics.get('failed')} failed); nothing to do. "
-          f"`zoo reasoning-ops report --run {run.path}`")
+    print(
+        f"sweep {run.path} already finished ({metrics.get('experiments')} experiments, "
+        f"{metrics.get('failed')} failed); nothing to do. "
+        f"`zoo reasoning-ops report --run {run.path}`"
+    )
     return 0
 
 
@@ -192,24 +226,34 @@ def _report(args) -> int:
     print(pivot.round(3).to_string())
     compared, cells = pivot.attrs["cells"]
     if compared < cells:
-        print(f"pivot and heat map over the {compared} of {cells} task x dataset cells that "
-              f"every network has finished")
+        print(
+            f"pivot and heat map over the {compared} of {cells} task x dataset cells that "
+            f"every network has finished"
+        )
     print(f"written: {written}")
     return 0
-
 
 
 def launch(directory, workers: int, port: int = 8000, extra=()) -> int:
     """A chief and `workers` local worker processes of `zoo reasoning-ops run --run DIR`
     (the folder's saved config says what they sweep); returns the first non-zero exit code."""
-    command = [sys.executable, "-m", "zoo.cli", "reasoning-ops", "run", "--run", str(directory),
-               *extra]
-    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-            "KERASTUNER_ORACLE_PORT": str(port)}
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "reasoning-ops",
+        "run",
+        "--run",
+        str(directory),
+        *extra,
+    ]
+    base = {**os.environ, "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
     chief = subprocess.Popen(command, env={**base, "KERASTUNER_TUNER_ID": "chief"})
     time.sleep(3)
-    processes = [subprocess.Popen(command, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"})
-                 for i in range(workers)]
+    processes = [
+        subprocess.Popen(command, env={**base, "KERASTUNER_TUNER_ID": f"tuner{i}"})
+        for i in range(workers)
+    ]
     for process in processes:
         process.wait()
     chief.wait()

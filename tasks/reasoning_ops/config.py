@@ -33,8 +33,12 @@ TASK_NAMES = (
 SEED_TASKS = tuple(name for name in TASK_NAMES if name != "almost_equal")
 NETWORKS = ("dense", "dense_residual", "multiply", "multiply_simple")
 ACTIVATIONS = ("linear", "tanh", "relu", "sigmoid", "selu")
-QUICK_NETWORKS = ("dense-1-linear", "dense_residual-2-relu", "multiply-1-linear",
-                  "multiply_simple-1-linear")
+QUICK_NETWORKS = (
+    "dense-1-linear",
+    "dense_residual-2-relu",
+    "multiply-1-linear",
+    "multiply_simple-1-linear",
+)
 SEED_NETWORKS = tuple(
     f"{kind}-{depth}-{activation}"
     for kind in ("dense", "dense_residual")
@@ -95,8 +99,15 @@ class Protocol:
     final_eval_every: int = 1000
 
     def __post_init__(self):
-        for name in ("search_steps", "final_steps", "batch", "train_size", "test_size",
-                     "eval_every", "final_eval_every"):
+        for name in (
+            "search_steps",
+            "final_steps",
+            "batch",
+            "train_size",
+            "test_size",
+            "eval_every",
+            "final_eval_every",
+        ):
             check_positive_int(name, getattr(self, name))
         if not self.lrs:
             raise UsageError("`lrs` must name at least one learning rate.")
@@ -112,10 +123,23 @@ class Protocol:
 
 PROFILES = {
     "seed": Protocol(),
-    "quick": Protocol(lrs=(1e-4, 1e-3, 1e-2, 1e-1), search_steps=300, final_steps=1500,
-                      train_size=100_000, test_size=2000, final_eval_every=500),
-    "test": Protocol(lrs=(1e-2, 1e-1), search_steps=20, final_steps=30, train_size=2000,
-                     test_size=200, eval_every=10, final_eval_every=10),
+    "quick": Protocol(
+        lrs=(1e-4, 1e-3, 1e-2, 1e-1),
+        search_steps=300,
+        final_steps=1500,
+        train_size=100_000,
+        test_size=2000,
+        final_eval_every=500,
+    ),
+    "test": Protocol(
+        lrs=(1e-2, 1e-1),
+        search_steps=20,
+        final_steps=30,
+        train_size=2000,
+        test_size=200,
+        eval_every=10,
+        final_eval_every=10,
+    ),
 }
 PROFILE_GRIDS = {  # (tasks, datasets, networks) a profile sweeps unless the flags say otherwise
     "seed": (SEED_TASKS, SEED_DATASETS, SEED_NETWORKS),
@@ -152,21 +176,27 @@ class SweepConfig:
 
     profile: str = dataclasses.field(
         default="quick",
-        metadata={"help": "seed: the seed's full grid and protocol; quick: all tasks x 2 "
-                          "datasets x 4 networks, short search; test: a few seconds per "
-                          "experiment", "choices": tuple(PROFILES)},
+        metadata={
+            "help": "seed: the seed's full grid and protocol; quick: all tasks x 2 "
+            "datasets x 4 networks, short search; test: a few seconds per "
+            "experiment",
+            "choices": tuple(PROFILES),
+        },
     )
     tasks: tuple = dataclasses.field(
-        default=(), metadata={"help": f"subset of tasks ({', '.join(TASK_NAMES)}); "
-                                      "none: the profile's"}
+        default=(),
+        metadata={"help": f"subset of tasks ({', '.join(TASK_NAMES)}); none: the profile's"},
     )
     datasets: tuple = dataclasses.field(
-        default=(), metadata={"help": f"subset of datasets ({', '.join(DATASETS)}); "
-                                      "none: the profile's"}
+        default=(),
+        metadata={"help": f"subset of datasets ({', '.join(DATASETS)}); none: the profile's"},
     )
     networks: tuple = dataclasses.field(
-        default=(), metadata={"help": "networks as NETWORK-DEPTH-ACTIVATION, e.g. "
-                                      "dense-2-relu,multiply-1-linear; none: the profile's"}
+        default=(),
+        metadata={
+            "help": "networks as NETWORK-DEPTH-ACTIVATION, e.g. "
+            "dense-2-relu,multiply-1-linear; none: the profile's"
+        },
     )
     seed: int = dataclasses.field(
         default=0, metadata={"help": "seed of the data and of every network's initial weights"}

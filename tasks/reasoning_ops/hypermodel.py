@@ -83,8 +83,7 @@ class ReasoningHyperModel(keras_tuner.HyperModel):
         """Runs the protocol on `model`; extra arguments (keras-tuner's callbacks) are not
         used: the protocol has no epochs to call back on."""
         started = time.time()
-        experiment = Experiment(model, hp.get("task"), hp.get("dataset"), self.protocol,
-                                self.seed)
+        experiment = Experiment(model, hp.get("task"), hp.get("dataset"), self.protocol, self.seed)
         try:
             result = run_protocol(experiment)
         except DivergenceError as error:

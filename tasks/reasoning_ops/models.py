@@ -33,8 +33,15 @@ class ReasoningNet(keras.Model):
     TensorShape([2, 1])
     """
 
-    def __init__(self, network: str, units: int, depth: int = 1, activation: str = "linear",
-                 hidden: int = 256, **kwargs):
+    def __init__(
+        self,
+        network: str,
+        units: int,
+        depth: int = 1,
+        activation: str = "linear",
+        hidden: int = 256,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if network not in NETWORKS:
             raise UsageError(f"`network` must be one of {', '.join(NETWORKS)}, got {network!r}.")
@@ -87,13 +94,21 @@ class ReasoningNet(keras.Model):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"network": self.network, "units": self.units, "depth": self.depth,
-                       "activation": self.activation, "hidden": self.hidden})
+        config.update(
+            {
+                "network": self.network,
+                "units": self.units,
+                "depth": self.depth,
+                "activation": self.activation,
+                "hidden": self.hidden,
+            }
+        )
         return config
 
 
-def build_network(network: str, units: int, depth: int = 1, activation: str = "linear",
-                  seed: int = 0) -> ReasoningNet:
+def build_network(
+    network: str, units: int, depth: int = 1, activation: str = "linear", seed: int = 0
+) -> ReasoningNet:
     """A built `ReasoningNet` whose initial weights depend only on `seed`.
 
     Example:

@@ -39,8 +39,9 @@ class Experiment:
         seed: the data seed.
     """
 
-    def __init__(self, model: keras.Model, task: str, dataset: str, protocol: Protocol,
-                 seed: int = 0):
+    def __init__(
+        self, model: keras.Model, task: str, dataset: str, protocol: Protocol, seed: int = 0
+    ):
         self.model = model
         self.protocol = protocol
         self.initial = [variable.numpy() for variable in model.trainable_variables]
@@ -101,17 +102,32 @@ class Experiment:
             chunk = min(eval_every, steps - done)
             step, train_loss = self.train(tf.constant(done), tf.constant(chunk))
             if not np.isfinite(float(train_loss)):
-                return {"accuracy": None, "loss": None, "lr": lr, "global_step": int(step),
-                        "diverged": True}
+                return {
+                    "accuracy": None,
+                    "loss": None,
+                    "lr": lr,
+                    "global_step": int(step),
+                    "diverged": True,
+                }
             done += chunk
             accuracy, loss = self.evaluate()
             if not math.isfinite(loss):
-                return {"accuracy": None, "loss": None, "lr": lr, "global_step": done,
-                        "diverged": True}
+                return {
+                    "accuracy": None,
+                    "loss": None,
+                    "lr": lr,
+                    "global_step": done,
+                    "diverged": True,
+                }
             if accuracy >= self.protocol.solved:
                 break
-        return {"accuracy": accuracy, "loss": loss, "lr": lr, "global_step": done,
-                "diverged": False}
+        return {
+            "accuracy": accuracy,
+            "loss": loss,
+            "lr": lr,
+            "global_step": done,
+            "diverged": False,
+        }
 
 
 def run_protocol(experiment: Experiment) -> dict:
@@ -129,8 +145,10 @@ def run_protocol(experiment: Experiment) -> dict:
         if outcome["diverged"]:
             diverged.append(outcome)
             continue
-        if best is None or (outcome["accuracy"], -outcome["loss"]) > (best["accuracy"],
-                                                                      -best["loss"]):
+        if best is None or (outcome["accuracy"], -outcome["loss"]) > (
+            best["accuracy"],
+            -best["loss"],
+        ):
             best = outcome
         if outcome["accuracy"] >= protocol.solved:
             break
@@ -148,12 +166,24 @@ def run_protocol(experiment: Experiment) -> dict:
                 f"loss became non-finite at step {best['global_step']}; the learning rate is "
                 f"likely too high for a run this long."
             )
-    return {"accuracy": best["accuracy"], "loss": best["loss"], "lr": best["lr"],
-            "global_step": best["global_step"], "diverged_lrs": len(diverged)}
+    return {
+        "accuracy": best["accuracy"],
+        "loss": best["loss"],
+        "lr": best["lr"],
+        "global_step": best["global_step"],
+        "diverged_lrs": len(diverged),
+    }
 
 
-def run_experiment(task: str, dataset: str, network: str, depth: int, activation: str,
-                   protocol: Protocol, seed: int = 0) -> dict:
+def run_experiment(
+    task: str,
+    dataset: str,
+    network: str,
+    depth: int,
+    activation: str,
+    protocol: Protocol,
+    seed: int = 0,
+) -> dict:
     """The protocol on one experiment, built from scratch; returns `run_protocol`'s result
     and `wall_seconds`.
 
@@ -170,4 +200,3 @@ def run_experiment(task: str, dataset: str, network: str, depth: int, activation
     result = run_protocol(Experiment(model, task, dataset, protocol, seed))
     result["wall_seconds"] = time.time() - started
     return result
-

@@ -22,8 +22,19 @@ from zoo.tasks.reasoning_ops.config import PROFILE_GRIDS, TASK_NAMES
 
 TASK = "reasoning-ops"
 PROJECT = "sweep"
-SEED_COLUMNS = ["task", "dataset", "network_type", "network_depth", "network_activation",
-                "accuracy_pct", "accuracy", "loss", "lr", "global_step", "datetime"]
+SEED_COLUMNS = [
+    "task",
+    "dataset",
+    "network_type",
+    "network_depth",
+    "network_activation",
+    "accuracy_pct",
+    "accuracy",
+    "loss",
+    "lr",
+    "global_step",
+    "datetime",
+]
 COLUMNS = SEED_COLUMNS + ["wall_seconds", "diverged_lrs", "status", "error"]
 SOLVED = 0.99
 
@@ -83,20 +94,39 @@ def _error_line(message: Optional[str]) -> str:
 def _row(path: Path, trial: dict) -> dict:
     values = trial["hyperparameters"]["values"]
     network, depth, activation = values["network"].split("-")
-    row = {"task": values["task"], "dataset": values["dataset"], "network_type": network,
-           "network_depth": int(depth), "network_activation": activation,
-           "datetime": datetime.datetime.fromtimestamp(path.stat().st_mtime)
-           .strftime("%Y-%m-%d %H:%M:%S")}
+    row = {
+        "task": values["task"],
+        "dataset": values["dataset"],
+        "network_type": network,
+        "network_depth": int(depth),
+        "network_activation": activation,
+        "datetime": datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        ),
+    }
     if trial["status"] != "COMPLETED":
-        return {**row, "accuracy_pct": "failed", "status": "failed",
-                "error": _error_line(trial.get("message"))}
-    metrics = {name: entry["observations"][0]["value"][0]
-               for name, entry in trial["metrics"]["metrics"].items()}
-    return {**row, "accuracy_pct": f"{int(metrics['accuracy'] * 100)}.0%",
-            "accuracy": metrics["accuracy"], "loss": metrics["loss"], "lr": metrics["lr"],
-            "global_step": int(metrics["global_step"]), "wall_seconds": metrics["wall_seconds"],
-            "diverged_lrs": int(metrics.get("diverged_lrs", 0)), "status": "finished",
-            "error": ""}
+        return {
+            **row,
+            "accuracy_pct": "failed",
+            "status": "failed",
+            "error": _error_line(trial.get("message")),
+        }
+    metrics = {
+        name: entry["observations"][0]["value"][0]
+        for name, entry in trial["metrics"]["metrics"].items()
+    }
+    return {
+        **row,
+        "accuracy_pct": f"{int(metrics['accuracy'] * 100)}.0%",
+        "accuracy": metrics["accuracy"],
+        "loss": metrics["loss"],
+        "lr": metrics["lr"],
+        "global_step": int(metrics["global_step"]),
+        "wall_seconds": metrics["wall_seconds"],
+        "diverged_lrs": int(metrics.get("diverged_lrs", 0)),
+        "status": "finished",
+        "error": "",
+    }
 
 
 def collect(directory):
@@ -105,8 +135,11 @@ def collect(directory):
 
     rows = []
     for path, trial in read_trials(directory):
-        if not isinstance(trial, dict) or trial.get("status") not in ("COMPLETED", "FAILED",
-                                                                      "INVALID"):
+        if not isinstance(trial, dict) or trial.get("status") not in (
+            "COMPLETED",
+            "FAILED",
+            "INVALID",
+        ):
             continue  # running, or handed out and not started
         try:
             rows.append(_row(path, trial))
@@ -124,8 +157,13 @@ def _with_network(frame):
     if "status" not in frame:  # a results CSV from before failures were recorded
         frame["status"] = "finished"
     frame["status"] = frame["status"].fillna("finished")
-    frame["network"] = (frame["network_type"] + "-" + frame["network_depth"].astype(str) + "-"
-                        + frame["network_activation"])
+    frame["network"] = (
+        frame["network_type"]
+        + "-"
+        + frame["network_depth"].astype(str)
+        + "-"
+        + frame["network_activation"]
+    )
     return frame
 
 
@@ -146,8 +184,9 @@ def summarize(frame):
     frame = complete_cells(frame)
     finished = frame[frame["status"] == "finished"]
     networks = sorted(frame["network"].unique())
-    pivot = finished.pivot_table(index="network", columns="dataset", values="accuracy",
-                                 aggfunc="mean").reindex(networks)
+    pivot = finished.pivot_table(
+        index="network", columns="dataset", values="accuracy", aggfunc="mean"
+    ).reindex(networks)
     by_network = finished.groupby("network")["accuracy"]
     pivot["mean"] = by_network.mean()
     pivot["solved_cells"] = by_network.apply(lambda accuracy: int((accuracy >= SOLVED).sum()))
@@ -191,14 +230,16 @@ def plot_heatmap(frame, label: str):
     frame = complete_cells(_with_network(frame))
     pivot = summarize(frame)
     finished = frame[frame["status"] == "finished"]
-    heat = finished.pivot_table(index="network", columns="task", values="accuracy",
-                                aggfunc="mean")
+    heat = finished.pivot_table(index="network", columns="task", values="accuracy", aggfunc="mean")
     tasks = [task for task in TASK_NAMES if task in set(frame["task"])]
     heat = heat.reindex(index=pivot.index, columns=tasks)
     heat = heat[heat.mean().sort_values(ascending=False, na_position="last").index]
-    failed = (frame[frame["status"] != "finished"]
-              .pivot_table(index="network", columns="task", values="dataset", aggfunc="size")
-              .reindex(index=heat.index, columns=heat.columns).fillna(0))
+    failed = (
+        frame[frame["status"] != "finished"]
+        .pivot_table(index="network", columns="task", values="dataset", aggfunc="size")
+        .reindex(index=heat.index, columns=heat.columns)
+        .fillna(0)
+    )
     heat["all tasks"] = pivot["mean"]
     failed["all tasks"] = pivot["failed"]
     values = heat.to_numpy(dtype=float)
@@ -207,11 +248,15 @@ def plot_heatmap(frame, label: str):
     rows, columns = values.shape
     figure, axis = plt.subplots(figsize=(8.4, 1.9 + 0.27 * rows))
     colormap = plt.get_cmap("viridis").with_extremes(bad="#d9d9d9")
-    image = axis.imshow(np.ma.masked_invalid(values), cmap=colormap, vmin=0, vmax=1,
-                        aspect="auto")
+    image = axis.imshow(np.ma.masked_invalid(values), cmap=colormap, vmin=0, vmax=1, aspect="auto")
     axis.axvline(columns - 1.5, color="white", linewidth=3)
-    axis.set_xticks(range(columns), [name.replace("_", " ") for name in heat.columns],
-                    rotation=40, ha="right", fontsize=8)
+    axis.set_xticks(
+        range(columns),
+        [name.replace("_", " ") for name in heat.columns],
+        rotation=40,
+        ha="right",
+        fontsize=8,
+    )
     axis.set_yticks(range(rows), [network_label(name) for name in heat.index], fontsize=8)
     axis.tick_params(length=0)
     for (row, column), value in np.ndenumerate(values):
@@ -222,14 +267,20 @@ def plot_heatmap(frame, label: str):
     datasets = frame["dataset"].nunique()
     axis.set_xlabel("task (easiest first)")
     axis.set_ylabel("network (best mean accuracy on top)")
-    axis.set_title(f"Reasoning operations, {label}: test accuracy\nmean over {datasets} "
-                   f"dataset{'s' if datasets > 1 else ''}, {len(frame):,} experiments",
-                   fontsize=10)
+    axis.set_title(
+        f"Reasoning operations, {label}: test accuracy\nmean over {datasets} "
+        f"dataset{'s' if datasets > 1 else ''}, {len(frame):,} experiments",
+        fontsize=10,
+    )
     colorbar = figure.colorbar(image, fraction=0.035, pad=0.02)
     colorbar.set_label("accuracy (|prediction - target| < 0.158)", fontsize=8)
     if (frame["status"] != "finished").any():
-        figure.text(0.01, 0.005, "* some of the cell's experiments diverged (failed); the mean "
-                    "is over the others", fontsize=7)
+        figure.text(
+            0.01,
+            0.005,
+            "* some of the cell's experiments diverged (failed); the mean is over the others",
+            fontsize=7,
+        )
     return figure
 
 
@@ -239,8 +290,10 @@ def plot_heatmap(frame, label: str):
 def _save_figure(figure, path: Path) -> None:
     plt = matplotlib_agg()
     try:
-        atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120, format="png",
-                                                            bbox_inches="tight"))
+        atomic_write(
+            path,
+            lambda temporary: figure.savefig(temporary, dpi=120, format="png", bbox_inches="tight"),
+        )
     finally:
         plt.close(figure)
 
@@ -265,8 +318,13 @@ def report_sweep(directory):
     frame = collect(directory)
     if frame.empty:
         raise UsageError(f"--run {directory} holds no finished experiments yet.")
-    return write_report(frame, directory / "pivot.csv", directory / "heatmap.png",
-                        grid_label(frame, config.get("profile")), directory / "results.csv")
+    return write_report(
+        frame,
+        directory / "pivot.csv",
+        directory / "heatmap.png",
+        grid_label(frame, config.get("profile")),
+        directory / "results.csv",
+    )
 
 
 def report_from_csv(results_path, prefix=None):

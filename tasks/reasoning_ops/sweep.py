@@ -36,8 +36,14 @@ def check_sweep_files(directory) -> None:
         read_json(path)
 
 
-_PRIVATE_ORACLE_NAMES = ("_save_trial", "_compute_values_hash", "_tried_so_far",
-                         "_retry_queue", "_id_to_hash", "trials")
+_PRIVATE_ORACLE_NAMES = (
+    "_save_trial",
+    "_compute_values_hash",
+    "_tried_so_far",
+    "_retry_queue",
+    "_id_to_hash",
+    "trials",
+)
 
 
 def _check_keras_tuner(oracle) -> None:
@@ -90,8 +96,11 @@ class ExperimentGridOracle(keras_tuner.Oracle):
         super().reload()
         status = keras_tuner.engine.trial.TrialStatus
         finished = (status.COMPLETED, status.FAILED, status.INVALID)
-        self._retry_queue = [trial_id for trial_id in self._retry_queue
-                             if self.trials[trial_id].status not in finished]
+        self._retry_queue = [
+            trial_id
+            for trial_id in self._retry_queue
+            if self.trials[trial_id].status not in finished
+        ]
         for trial_id, trial in sorted(self.trials.items()):
             if trial.status in finished or trial_id in self._retry_queue:
                 continue
@@ -134,8 +143,15 @@ class SweepTuner(keras_tuner.Tuner):
         quiet: no progress lines.
     """
 
-    def __init__(self, *args, total: int = 0, trials_per_process: Optional[int] = None,
-                 audit_log=None, quiet: bool = False, **kwargs):
+    def __init__(
+        self,
+        *args,
+        total: int = 0,
+        trials_per_process: Optional[int] = None,
+        audit_log=None,
+        quiet: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.total = total
         self.trials_per_process = trials_per_process
@@ -167,8 +183,9 @@ class SweepTuner(keras_tuner.Tuner):
     def save(self):
         if isinstance(self.oracle, keras_tuner.Oracle):  # not a worker's OracleClient
             self.oracle.save()
-        atomic_write_bytes(Path(self.project_dir, f"{self.tuner_id}.json"),
-                           dumps_json(self.get_state()).encode())
+        atomic_write_bytes(
+            Path(self.project_dir, f"{self.tuner_id}.json"), dumps_json(self.get_state()).encode()
+        )
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
@@ -200,42 +217,66 @@ class SweepTuner(keras_tuner.Tuner):
         if self.quiet:
             return
         self.finished_files |= {
-            path for path, state in read_trials(self.directory, skip=self.finished_files)
+            path
+            for path, state in read_trials(self.directory, skip=self.finished_files)
             if state.get("status") in FINISHED_STATUSES
         }
         done = max(len(self.finished_files), 1)
         values, result = trial.hyperparameters.values, self.last_result or {}
-        head = (f"[{done:>{len(str(self.total))}}/{self.total}] {values['task']:<15} "
-                f"{values['dataset']:<15} {values['network']:<24}")
+        head = (
+            f"[{done:>{len(str(self.total))}}/{self.total}] {values['task']:<15} "
+            f"{values['dataset']:<15} {values['network']:<24}"
+        )
         if "accuracy" in result:
-            print(f"{head} accuracy {result['accuracy']:.3f}  lr {result['lr']:.0e}  "
-                  f"step {result['global_step']:>5}  {result['wall_seconds']:5.1f} s", flush=True)
+            print(
+                f"{head} accuracy {result['accuracy']:.3f}  lr {result['lr']:.0e}  "
+                f"step {result['global_step']:>5}  {result['wall_seconds']:5.1f} s",
+                flush=True,
+            )
         else:
             print(f"{head} FAILED: {result.get('error', trial.status)}", flush=True)
 
 
 def grid(config: SweepConfig) -> list:
     """The hyperparameter values of every experiment of `config`, in sweep order."""
-    return [{"task": task, "dataset": dataset, "network": network}
-            for task in config.tasks for dataset in config.datasets
-            for network in config.networks]
+    return [
+        {"task": task, "dataset": dataset, "network": network}
+        for task in config.tasks
+        for dataset in config.datasets
+        for network in config.networks
+    ]
 
 
-def make_tuner(directory, config: SweepConfig, *, protocol: Optional[Protocol] = None,
-               audit_log=None, trials_per_process: Optional[int] = None,
-               quiet: bool = False) -> SweepTuner:
+def make_tuner(
+    directory,
+    config: SweepConfig,
+    *,
+    protocol: Optional[Protocol] = None,
+    audit_log=None,
+    trials_per_process: Optional[int] = None,
+    quiet: bool = False,
+) -> SweepTuner:
     """The sweep's tuner on run folder `directory` (reloading what it already holds)."""
     check_sweep_files(directory)
-    hypermodel = ReasoningHyperModel(config.tasks, config.datasets, config.networks,
-                                     protocol or config.protocol, config.seed)
+    hypermodel = ReasoningHyperModel(
+        config.tasks, config.datasets, config.networks, protocol or config.protocol, config.seed
+    )
     points = grid(config)
-    oracle = ExperimentGridOracle(points, Path(directory, PROJECT),
-                                  objective=keras_tuner.Objective("accuracy", "max"))
+    oracle = ExperimentGridOracle(
+        points, Path(directory, PROJECT), objective=keras_tuner.Objective("accuracy", "max")
+    )
     with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner from ..."
-        return SweepTuner(oracle=oracle, hypermodel=hypermodel, directory=str(directory),
-                          project_name=PROJECT, overwrite=False, total=len(points),
-                          trials_per_process=trials_per_process, audit_log=audit_log,
-                          quiet=quiet)
+        return SweepTuner(
+            oracle=oracle,
+            hypermodel=hypermodel,
+            directory=str(directory),
+            project_name=PROJECT,
+            overwrite=False,
+            total=len(points),
+            trials_per_process=trials_per_process,
+            audit_log=audit_log,
+            quiet=quiet,
+        )
 
 
 def remove_stale_temporaries(directory) -> None:
@@ -256,13 +297,21 @@ class _NoRetracingWarnings(logging.Filter):
 def sweep_counts(directory) -> dict:
     """`{"finished": n, "failed": n}`: the experiments a sweep folder has recorded."""
     statuses = [state.get("status") for _, state in read_trials(directory)]
-    return {"finished": statuses.count("COMPLETED"),
-            "failed": statuses.count("FAILED") + statuses.count("INVALID")}
+    return {
+        "finished": statuses.count("COMPLETED"),
+        "failed": statuses.count("FAILED") + statuses.count("INVALID"),
+    }
 
 
-def run_sweep(run: Union[RunFolder, str, Path], config: SweepConfig, *,
-              protocol: Optional[Protocol] = None, audit_log=None,
-              trials_per_process: Optional[int] = None, quiet: bool = False) -> SweepTuner:
+def run_sweep(
+    run: Union[RunFolder, str, Path],
+    config: SweepConfig,
+    *,
+    protocol: Optional[Protocol] = None,
+    audit_log=None,
+    trials_per_process: Optional[int] = None,
+    quiet: bool = False,
+) -> SweepTuner:
     """Runs (or resumes) the sweep in this process: alone, as the chief or as a worker, as
     keras-tuner's environment variables say.
 
@@ -290,8 +339,14 @@ def run_sweep(run: Union[RunFolder, str, Path], config: SweepConfig, *,
     folder = run if isinstance(run, RunFolder) else None
     directory = folder.path if folder else Path(run)
     logging.getLogger("tensorflow").addFilter(_NoRetracingWarnings())
-    tuner = make_tuner(directory, config, protocol=protocol, audit_log=audit_log,
-                       trials_per_process=trials_per_process, quiet=quiet)
+    tuner = make_tuner(
+        directory,
+        config,
+        protocol=protocol,
+        audit_log=audit_log,
+        trials_per_process=trials_per_process,
+        quiet=quiet,
+    )
     if folder:
         if not os.environ.get("KERASTUNER_ORACLE_IP"):  # alone: no other writer in the folder
             remove_stale_temporaries(directory)
@@ -305,4 +360,3 @@ def run_sweep(run: Union[RunFolder, str, Path], config: SweepConfig, *,
         if counts["finished"] + counts["failed"] == len(grid(config)):
             folder.mark_finished(experiments=len(grid(config)), **counts)
     return tuner
-

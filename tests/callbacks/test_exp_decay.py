@@ -158,13 +158,16 @@ def test_schedule_optimizer_is_rejected():
         model.fit(np.zeros((2, 2)), np.zeros((2, 1)), callbacks=[ExpDecay(0.9)], verbose=0)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"rate": 0}, "rate"),
-    ({"rate": -0.5}, "rate"),
-    ({"rate": 1.5}, "rate"),
-    ({"rate": 0.9, "floor": -1.0}, "floor"),
-    ({"rate": 0.9, "initial_learning_rate": 0.0}, "initial_learning_rate"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"rate": 0}, "rate"),
+        ({"rate": -0.5}, "rate"),
+        ({"rate": 1.5}, "rate"),
+        ({"rate": 0.9, "floor": -1.0}, "floor"),
+        ({"rate": 0.9, "initial_learning_rate": 0.0}, "initial_learning_rate"),
+    ],
+)
 def test_bad_arguments(kwargs, name):
     with pytest.raises(UsageError, match=name):
         ExpDecay(**kwargs)

@@ -69,15 +69,17 @@ class Tally(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         updates = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        self.epochs.append({
-            "epoch": epoch,
-            "seen": keras.ops.convert_to_numpy(self.model.seen).astype(int).tolist(),
-            "steps": int(keras.ops.convert_to_numpy(self.model.steps)),
-            "largest": int(keras.ops.convert_to_numpy(self.model.largest)),
-            "updates": updates,
-            "logged_batch_size": logs["batch_size"],
-            "logged_updates": logs["parameter_updates"],
-        })
+        self.epochs.append(
+            {
+                "epoch": epoch,
+                "seen": keras.ops.convert_to_numpy(self.model.seen).astype(int).tolist(),
+                "steps": int(keras.ops.convert_to_numpy(self.model.steps)),
+                "largest": int(keras.ops.convert_to_numpy(self.model.largest)),
+                "updates": updates,
+                "logged_batch_size": logs["batch_size"],
+                "logged_updates": logs["parameter_updates"],
+            }
+        )
 
 
 def assert_ran_as_logged(tally, epochs, updates_before=0):
@@ -192,8 +194,13 @@ def test_backup_and_restore_resumes_with_the_resumed_epochs_batch_size(
         tally = Tally()
         backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
         callbacks = [backup, ibs, tally, *extra]
-        history = model.fit(ibs.dataset(*id_data(), seed=3), epochs=epochs, shuffle=False,
-                            callbacks=callbacks, verbose=0)
+        history = model.fit(
+            ibs.dataset(*id_data(), seed=3),
+            epochs=epochs,
+            shuffle=False,
+            callbacks=callbacks,
+            verbose=0,
+        )
         return history, tally
 
     def fresh_model():
@@ -258,8 +265,12 @@ def test_early_stopping_reduce_lr_csv_logger_and_tensorboard_beside_it(tmp_path)
 def test_progress_bar_of_a_user_progbar_logger_listed_first(capsys):
     ibs = IncreasingBatchSize(**SCHEDULE)
     model = compiled_model()
-    model.fit(ibs.dataset(*id_data()), epochs=2, verbose=1,
-              callbacks=[keras.callbacks.ProgbarLogger(), ibs])
+    model.fit(
+        ibs.dataset(*id_data()),
+        epochs=2,
+        verbose=1,
+        callbacks=[keras.callbacks.ProgbarLogger(), ibs],
+    )
     assert progress_bars(capsys.readouterr().out) == [(13, [13]), (7, [7])]
 
 
@@ -285,7 +296,12 @@ def test_survives_deepcopy_like_keras_tuner():
 
 def test_formula():
     assert [batch_size_at(e, 128, 1.037, 4526) for e in (0, 1, 2, 50, 200)] == [
-        128, 132, 137, int(128 * 1.037**50), 4526]
+        128,
+        132,
+        137,
+        int(128 * 1.037**50),
+        4526,
+    ]
     ibs = IncreasingBatchSize(**SCHEDULE)
     assert [ibs.batch_size_at(epoch) for epoch in range(4)] == BATCHES
 
@@ -296,12 +312,15 @@ def test_equivalent_schedule_inverts_the_lr_decay():
         equivalent_batch_schedule(128, 1.5, 4)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    ({"initial": 0, "growth": 1.1, "maximum": 10}, "initial"),
-    ({"initial": 4, "growth": 0.9, "maximum": 10}, "growth"),
-    ({"initial": 4, "growth": 1.1, "maximum": 2}, "maximum"),
-    ({"initial": 4, "growth": 1.1, "maximum": 2.5}, "maximum"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"initial": 0, "growth": 1.1, "maximum": 10}, "initial"),
+        ({"initial": 4, "growth": 0.9, "maximum": 10}, "growth"),
+        ({"initial": 4, "growth": 1.1, "maximum": 2}, "maximum"),
+        ({"initial": 4, "growth": 1.1, "maximum": 2.5}, "maximum"),
+    ],
+)
 def test_bad_arguments(kwargs, name):
     with pytest.raises(UsageError, match=name):
         IncreasingBatchSize(**kwargs)

@@ -8,7 +8,6 @@ Each time, the resumed run's history and weights (core, stem and head) must equa
 uninterrupted run.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -25,13 +24,42 @@ from zoo.cli import main
 from zoo.deep import DeepNetwork, FileWeights
 from zoo.tasks.deep_mnist import train as train_module
 
-TINY = ["--layers", "40", "--chunk-layers", "16", "--width", "3", "--steps", "12", "--report-every", "3",
-        "--layer-lr", "0.05", "--head-lr", "0.05", "--kernels", "xla", "--quiet"]
+TINY = [
+    "--layers",
+    "40",
+    "--chunk-layers",
+    "16",
+    "--width",
+    "3",
+    "--steps",
+    "12",
+    "--report-every",
+    "3",
+    "--layer-lr",
+    "0.05",
+    "--head-lr",
+    "0.05",
+    "--kernels",
+    "xla",
+    "--quiet",
+]
 IN_MEMORY = ["--in-memory", "--save-every", "4"]
-STEP_POINTS = ["deep-chunk-written", "deep-before-commit", "deep-after-commit", "deep-history-written",
-               "atomic-write-tmp", "deep-step-done"]
-SAVE_POINTS = ["deep-save-piece", "deep-before-commit", "deep-after-commit", "deep-history-written",
-               "atomic-write-tmp", "deep-step-done"]
+STEP_POINTS = [
+    "deep-chunk-written",
+    "deep-before-commit",
+    "deep-after-commit",
+    "deep-history-written",
+    "atomic-write-tmp",
+    "deep-step-done",
+]
+SAVE_POINTS = [
+    "deep-save-piece",
+    "deep-before-commit",
+    "deep-after-commit",
+    "deep-history-written",
+    "atomic-write-tmp",
+    "deep-step-done",
+]
 
 
 class Killed(BaseException):
@@ -102,7 +130,9 @@ def seeded_cases(points, seed, count, most):
 
 
 @pytest.mark.parametrize("in_memory", [False, True], ids=["streamed", "in-memory"])
-def test_kills_at_seeded_points_resume_to_the_uninterrupted_run(tmp_path, synthetic_mnist, crash_at, in_memory):
+def test_kills_at_seeded_points_resume_to_the_uninterrupted_run(
+    tmp_path, synthetic_mnist, crash_at, in_memory
+):
     flags = TINY + (IN_MEMORY if in_memory else [])
     assert main(["deep", "train", *flags, "--run", str(tmp_path / "straight")]) == 0
     want = outcome(tmp_path / "straight")
@@ -115,7 +145,9 @@ def test_kills_at_seeded_points_resume_to_the_uninterrupted_run(tmp_path, synthe
 
 @pytest.mark.slow
 @pytest.mark.parametrize("in_memory", [False, True], ids=["streamed", "in-memory"])
-def test_kills_at_every_point_resume_to_the_uninterrupted_run(tmp_path, synthetic_mnist, crash_at, in_memory):
+def test_kills_at_every_point_resume_to_the_uninterrupted_run(
+    tmp_path, synthetic_mnist, crash_at, in_memory
+):
     flags = TINY + (IN_MEMORY if in_memory else [])
     assert main(["deep", "train", *flags, "--run", str(tmp_path / "straight")]) == 0
     want = outcome(tmp_path / "straight")
@@ -147,7 +179,12 @@ def test_two_kills_in_a_row_and_an_interrupted_create(tmp_path, synthetic_mnist,
 
 
 def zoo_process(args, env_extra=None):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})}
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        **(env_extra or {}),
+    }
     return [sys.executable, "-m", "zoo.cli", "deep", "train", *args], env
 
 
@@ -167,7 +204,9 @@ def test_os_exit_and_sigkill_in_subprocesses(tmp_path, mnist_env, in_memory):
     points = SAVE_POINTS if in_memory else STEP_POINTS
     for index, (point, n) in enumerate(seeded_cases(points, seed=10 + in_memory, count=3, most=6)):
         run = tmp_path / f"exit-{index}"
-        command, env = zoo_process([*flags, "--run", str(run)], {"ZOO_TEST_CRASH_AT": f"{point}:{n}"})
+        command, env = zoo_process(
+            [*flags, "--run", str(run)], {"ZOO_TEST_CRASH_AT": f"{point}:{n}"}
+        )
         assert subprocess.run(command, env=env, capture_output=True).returncode == 137
         command, env = zoo_process([*flags, "--run", str(run)])
         subprocess.run(command, env=env, check=True, capture_output=True)
@@ -177,9 +216,13 @@ def test_os_exit_and_sigkill_in_subprocesses(tmp_path, mnist_env, in_memory):
     run = tmp_path / "sigkill"
     command, env = zoo_process([*flags, "--run", str(run)])
     for _ in range(3):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.time() + 120
-        while not (run / "history.csv").exists() and process.poll() is None and time.time() < deadline:
+        while (
+            not (run / "history.csv").exists() and process.poll() is None and time.time() < deadline
+        ):
             time.sleep(0.05)
         time.sleep(float(rng.uniform(0, 1.5)))
         process.send_signal(signal.SIGKILL)

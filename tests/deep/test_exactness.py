@@ -25,7 +25,10 @@ def reference_step(x, y, params, W, b, alpha, activation, layer_lr, head_lr):
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
     names = list(variables)
     grads = tape.gradient(loss, [variables[n] for n in names] + [core_W, core_b])
-    new = {n: variables[n].numpy() - (head_lr if n.endswith("out") else layer_lr) * g.numpy() for n, g in zip(names, grads)}
+    new = {
+        n: variables[n].numpy() - (head_lr if n.endswith("out") else layer_lr) * g.numpy()
+        for n, g in zip(names, grads)
+    }
     return new, W - layer_lr * grads[-2].numpy(), b - layer_lr * grads[-1].numpy()
 
 
@@ -33,7 +36,9 @@ def relative_error(got, want):
     return np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30)
 
 
-def run_case(layers, chunk, width, activation, batch, dtype, kernels, storage="memory", tmp_path=None):
+def run_case(
+    layers, chunk, width, activation, batch, dtype, kernels, storage="memory", tmp_path=None
+):
     rng = np.random.default_rng(layers * 1000 + width + batch)
     x = rng.random((batch, INPUTS)).astype(dtype)
     y = rng.integers(0, 10, batch).astype(np.int32)
@@ -43,18 +48,33 @@ def run_case(layers, chunk, width, activation, batch, dtype, kernels, storage="m
     if storage == "memory":
         weights = InMemoryWeights(W.copy(), b.copy(), activation)
     else:
-        weights = FileWeights.create(tmp_path / "w.bin", layers, width, activation, dtype=dtype, fill=False,
-                                     extra_capacity=record_capacity(INPUTS, width, CLASSES, dtype))
+        weights = FileWeights.create(
+            tmp_path / "w.bin",
+            layers,
+            width,
+            activation,
+            dtype=dtype,
+            fill=False,
+            extra_capacity=record_capacity(INPUTS, width, CLASSES, dtype),
+        )
         weights.store(0, W, b, copy=weights.spare)
         weights.commit(0)
-    network = DeepNetwork(weights, chunk_layers=chunk, inputs=INPUTS, classes=CLASSES, seed=1, kernels=kernels)
+    network = DeepNetwork(
+        weights, chunk_layers=chunk, inputs=INPUTS, classes=CLASSES, seed=1, kernels=kernels
+    )
     assert network.kernels.kind == kernels
     params = {name: variable.numpy() for name, variable in network.params.items()}
     network.train_step(x, y, layer_lr=0.05, head_lr=0.02)
-    want_params, want_W, want_b = reference_step(x, y, params, W, b, network.alpha, activation, 0.05, 0.02)
-    got_W, got_b = (weights.W.numpy(), weights.b.numpy()) if storage == "memory" else weights.load(0, layers)
+    want_params, want_W, want_b = reference_step(
+        x, y, params, W, b, network.alpha, activation, 0.05, 0.02
+    )
+    got_W, got_b = (
+        (weights.W.numpy(), weights.b.numpy()) if storage == "memory" else weights.load(0, layers)
+    )
     errors = [relative_error(got_W, want_W), relative_error(got_b, want_b)]
-    errors += [relative_error(network.params[name].numpy(), want_params[name]) for name in want_params]
+    errors += [
+        relative_error(network.params[name].numpy(), want_params[name]) for name in want_params
+    ]
     # the step must actually move the core (relu may leave single layers dead at batch 1)
     moved = np.abs(got_W - W).reshape(layers, -1).max(axis=1) > 0
     assert moved.mean() > (0.2 if activation == "relu" else 0.99)
@@ -81,9 +101,15 @@ def test_float64_matches_gradient_tape(layers, chunk, width, activation, batch, 
     assert run_case(layers, chunk, width, activation, batch, np.float64, kernels) <= 1e-10
 
 
-@pytest.mark.parametrize("layers, chunk, width, activation, batch", [
-    (7, 3, 4, "softsign", 16), (1000, 300, 4, "tanh", 1), (1000, 128, 32, "relu", 16), (1, 1, 2, "softsign", 1),
-])
+@pytest.mark.parametrize(
+    "layers, chunk, width, activation, batch",
+    [
+        (7, 3, 4, "softsign", 16),
+        (1000, 300, 4, "tanh", 1),
+        (1000, 128, 32, "relu", 16),
+        (1, 1, 2, "softsign", 1),
+    ],
+)
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_float32_matches_gradient_tape(layers, chunk, width, activation, batch, kernels):
     assert run_case(layers, chunk, width, activation, batch, np.float32, kernels) <= 1e-4
@@ -91,7 +117,10 @@ def test_float32_matches_gradient_tape(layers, chunk, width, activation, batch, 
 
 @pytest.mark.parametrize("kernels", KERNELS)
 def test_streamed_file_weights_give_the_same_step(tmp_path, kernels):
-    assert run_case(7, 3, 4, "tanh", 16, np.float64, kernels, storage="file", tmp_path=tmp_path) <= 1e-10
+    assert (
+        run_case(7, 3, 4, "tanh", 16, np.float64, kernels, storage="file", tmp_path=tmp_path)
+        <= 1e-10
+    )
 
 
 @pytest.mark.parametrize("kernels", KERNELS)
@@ -99,8 +128,12 @@ def test_chunk_size_does_not_change_the_result(kernels):
     results = []
     for chunk in (1000, 64, 7):
         rng = np.random.default_rng(0)
-        weights = InMemoryWeights(rng.uniform(-0.5, 0.5, (1000, 4, 4)), rng.uniform(-0.1, 0.1, (1000, 4)), "softsign")
-        network = DeepNetwork(weights, chunk_layers=chunk, inputs=INPUTS, classes=CLASSES, seed=1, kernels=kernels)
+        weights = InMemoryWeights(
+            rng.uniform(-0.5, 0.5, (1000, 4, 4)), rng.uniform(-0.1, 0.1, (1000, 4)), "softsign"
+        )
+        network = DeepNetwork(
+            weights, chunk_layers=chunk, inputs=INPUTS, classes=CLASSES, seed=1, kernels=kernels
+        )
         network.train_step(rng.random((16, INPUTS)), rng.integers(0, 10, 16))
         results.append(weights.W.numpy())
     np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-15)

@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.tasks.deep_mnist import DeepMNIST
 from zoo.deep import DeepResidualCore
 from zoo.deep.kernels import activation_and_derivative
+from zoo.tasks.deep_mnist import DeepMNIST
 
 
 def test_core_layer_gradient_equals_autodiff_of_the_unrolled_stack():
@@ -40,21 +40,27 @@ def separable_digits():
 def test_model_fit_with_adam_through_the_custom_gradient():
     x, y = separable_digits()
     model = DeepMNIST(layers=200, width=8, chunk_layers=64, fused_sgd=False)
-    model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     history = model.fit(x, y, epochs=8, batch_size=16, verbose=0)
     assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
 
 
 def test_fused_sgd_fit_lowers_the_loss_and_save_load(tmp_path):
     x, y = separable_digits()
-    model = DeepMNIST(layers=300, width=8, chunk_layers=128, layer_lr=0.1, head_lr=0.1, kernels="xla")
+    model = DeepMNIST(
+        layers=300, width=8, chunk_layers=128, layer_lr=0.1, head_lr=0.1, kernels="xla"
+    )
     model.compile()
     history = model.fit(x, y, epochs=10, batch_size=16, verbose=0)
     assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
     assert "accuracy" in history.history
     model.save(tmp_path / "deep.keras")
     restored = keras.saving.load_model(tmp_path / "deep.keras")
-    np.testing.assert_allclose(restored.predict(x[:4], verbose=0), model.predict(x[:4], verbose=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        restored.predict(x[:4], verbose=0), model.predict(x[:4], verbose=0), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_fused_fit_is_the_deep_network_step(tmp_path):
@@ -65,18 +71,34 @@ def test_fused_fit_is_the_deep_network_step(tmp_path):
     model = DeepMNIST(layers=30, width=4, chunk_layers=7, layer_lr=0.1, head_lr=0.05, kernels="xla")
     model.compile()
     start = {
-        "W": model.core.kernel.numpy(), "b": model.core.bias.numpy(),
-        "head": {"W_in": model.stem.kernel.numpy(), "b_in": model.stem.bias.numpy(),
-                 "W_out": model.head.kernel.numpy(), "b_out": model.head.bias.numpy()},
+        "W": model.core.kernel.numpy(),
+        "b": model.core.bias.numpy(),
+        "head": {
+            "W_in": model.stem.kernel.numpy(),
+            "b_in": model.stem.bias.numpy(),
+            "W_out": model.head.kernel.numpy(),
+            "b_out": model.head.bias.numpy(),
+        },
     }
     model.fit(x[:48], y[:48], batch_size=16, epochs=1, shuffle=False, verbose=0)
-    network = DeepNetwork(InMemoryWeights(start["W"].copy(), start["b"].copy()), chunk_layers=7,
-                          alpha=model.core.kernels.alpha, head=start["head"], kernels="xla")
+    network = DeepNetwork(
+        InMemoryWeights(start["W"].copy(), start["b"].copy()),
+        chunk_layers=7,
+        alpha=model.core.kernels.alpha,
+        head=start["head"],
+        kernels="xla",
+    )
     for first in range(0, 48, 16):
         network.train_step(x[first : first + 16], y[first : first + 16], layer_lr=0.1, head_lr=0.05)
-    np.testing.assert_allclose(model.core.kernel.numpy(), network.weights.W.numpy(), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(model.stem.kernel.numpy(), network.params["W_in"].numpy(), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(model.head.kernel.numpy(), network.params["W_out"].numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        model.core.kernel.numpy(), network.weights.W.numpy(), rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        model.stem.kernel.numpy(), network.params["W_in"].numpy(), rtol=1e-6, atol=1e-7
+    )
+    np.testing.assert_allclose(
+        model.head.kernel.numpy(), network.params["W_out"].numpy(), rtol=1e-6, atol=1e-7
+    )
     assert network.inputs == 784 and network.classes == 10
 
 

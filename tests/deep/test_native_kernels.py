@@ -25,9 +25,12 @@ def built():
 
 def chunk(layers, width, batch, dtype, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.uniform(-1, 1, (batch, width)).astype(dtype), rng.uniform(-1, 1, (batch, width)).astype(dtype),
-            rng.uniform(-0.5, 0.5, (layers, width, width)).astype(dtype),
-            rng.uniform(-0.1, 0.1, (layers, width)).astype(dtype))
+    return (
+        rng.uniform(-1, 1, (batch, width)).astype(dtype),
+        rng.uniform(-1, 1, (batch, width)).astype(dtype),
+        rng.uniform(-0.5, 0.5, (layers, width, width)).astype(dtype),
+        rng.uniform(-0.1, 0.1, (layers, width)).astype(dtype),
+    )
 
 
 def relative_error(got, want):
@@ -36,13 +39,21 @@ def relative_error(got, want):
 
 
 def all_calls(kernels, h, g, W, b, lr=0.05):
-    return [kernels.forward(h, W, b), *kernels.backward(h, g, W, b), *kernels.backward_sgd(h, g, W, b, lr)]
+    return [
+        kernels.forward(h, W, b),
+        *kernels.backward(h, g, W, b),
+        *kernels.backward_sgd(h, g, W, b, lr),
+    ]
 
 
 def test_the_library_builds_loads_and_is_chosen_on_cpu(built):
     assert built.path.exists() and built.path.name.startswith("deep_core_ops-tf" + tf.__version__)
     ops = native.load()
-    for name in ("zoo_deep_chunk_forward", "zoo_deep_chunk_backward", "zoo_deep_chunk_backward_sgd"):
+    for name in (
+        "zoo_deep_chunk_forward",
+        "zoo_deep_chunk_backward",
+        "zoo_deep_chunk_backward_sgd",
+    ):
         assert hasattr(ops, name)
     assert select_kernels("softsign", 0.1, np.float32, "native").kind == "native"
     assert select_kernels("softsign", 0.1, np.float32, "auto").kind == "native"
@@ -51,7 +62,16 @@ def test_the_library_builds_loads_and_is_chosen_on_cpu(built):
 
 # Widths 1, 2, 4, 8 with a batch of a vector or more take the SIMD-lane path; 3, 32 and batch 1
 # the per-sample path. 3000 layers of width 4 at batch 16 span several sub-chunks.
-CASES = [(3000, 4, 16), (700, 1, 16), (700, 2, 20), (700, 8, 16), (300, 3, 5), (120, 32, 16), (700, 4, 1), (7, 4, 16)]
+CASES = [
+    (3000, 4, 16),
+    (700, 1, 16),
+    (700, 2, 20),
+    (700, 8, 16),
+    (300, 3, 5),
+    (120, 32, 16),
+    (700, 4, 1),
+    (7, 4, 16),
+]
 
 
 @pytest.mark.parametrize("layers, width, batch", CASES)
@@ -77,7 +97,9 @@ def test_float32_equals_the_xla_kernels(built, layers, width, batch):
         assert relative_error(a, c) <= 1e-5
 
 
-@pytest.mark.parametrize("layers, width, dtype", [(3000, 4, np.float32), (3000, 4, np.float64), (300, 32, np.float64)])
+@pytest.mark.parametrize(
+    "layers, width, dtype", [(3000, 4, np.float32), (3000, 4, np.float64), (300, 32, np.float64)]
+)
 def test_one_thread_and_two_give_identical_results(built, layers, width, dtype):
     h, g, W, b = chunk(layers, width, 16, dtype, seed=2)
     one = all_calls(NativeChunkKernels("softsign", 0.02, threads=1), h, g, W, b)
@@ -127,11 +149,15 @@ def cached_copy(built, cache_dir):
     target = native.library_path(cache_dir)
     target.parent.mkdir(parents=True)
     shutil.copy(built.path, target)
-    shutil.copy(built.path.with_name(built.path.name + ".sha256"), target.with_name(target.name + ".sha256"))
+    shutil.copy(
+        built.path.with_name(built.path.name + ".sha256"), target.with_name(target.name + ".sha256")
+    )
     return target
 
 
-def test_an_intact_copy_in_another_cache_is_used_even_without_a_compiler(built, tmp_path, monkeypatch):
+def test_an_intact_copy_in_another_cache_is_used_even_without_a_compiler(
+    built, tmp_path, monkeypatch
+):
     target = cached_copy(built, tmp_path)
     monkeypatch.setenv("CXX", "/nonexistent/c++")
     result = native.build(tmp_path)
@@ -161,8 +187,12 @@ def test_a_corrupted_cache_entry_is_rebuilt(built, tmp_path):
 @pytest.mark.slow
 def test_two_processes_building_at_once_both_get_the_library(tmp_path):
     script = "from zoo.deep import native; import sys; print(native.build(sys.argv[1]).compiled)"
-    children = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-                for _ in range(2)]
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     compiled = [child.communicate()[0].strip().splitlines()[-1] for child in children]
     assert all(child.returncode == 0 for child in children)
     assert sorted(compiled) == ["False", "True"]
@@ -207,7 +237,9 @@ def test_a_failed_compile_names_its_log(tmp_path, monkeypatch):
 
 
 def test_auto_means_xla_when_a_gpu_is_visible(monkeypatch):
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["/physical_device:GPU:0"])
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: ["/physical_device:GPU:0"]
+    )
     assert select_kernels("softsign", 0.1, np.float32, "auto").kind == "xla"
 
 

@@ -20,20 +20,30 @@ def batch(seed=0):
 
 
 def new_file(path, layers=10, width=2, **kwargs):
-    return FileWeights.create(path, layers, width, extra_capacity=record_capacity(6, width, 3, np.float32),
-                              **kwargs)
+    return FileWeights.create(
+        path, layers, width, extra_capacity=record_capacity(6, width, 3, np.float32), **kwargs
+    )
 
 
 def test_header_round_trip_and_deterministic_init(tmp_path):
     path = tmp_path / "w.bin"
-    FileWeights.create(path, layers=1000, width=3, activation="tanh", seed=5, chunk_layers=300).close()
+    FileWeights.create(
+        path, layers=1000, width=3, activation="tanh", seed=5, chunk_layers=300
+    ).close()
     with FileWeights.open(path) as weights:
-        assert (weights.layers, weights.width, weights.activation, weights.steps) == (1000, 3, "tanh", 0)
+        assert (weights.layers, weights.width, weights.activation, weights.steps) == (
+            1000,
+            3,
+            "tanh",
+            0,
+        )
         assert weights.dtype == np.float32
         W, b = weights.load(0, 1000)
     assert np.abs(W).max() <= 0.001 and np.abs(W).max() > 0.0009 and not b.any()
     # filled chunk by chunk, the same as in one go; no temporary left behind
-    FileWeights.create(tmp_path / "v.bin", layers=1000, width=3, activation="tanh", seed=5, chunk_layers=1000).close()
+    FileWeights.create(
+        tmp_path / "v.bin", layers=1000, width=3, activation="tanh", seed=5, chunk_layers=1000
+    ).close()
     with FileWeights.open(tmp_path / "v.bin") as other:
         np.testing.assert_array_equal(other.load(0, 1000)[0], W)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.bin", "w.bin"]
@@ -135,13 +145,26 @@ def test_in_memory_save_goes_to_the_spare_copy_and_reloads(tmp_path):
 def test_record_too_large_for_the_file_is_refused(tmp_path):
     file = FileWeights.create(tmp_path / "w.bin", 5, 2, extra_capacity=8)
     with pytest.raises(ValueError, match="exceeds"):
-        file.commit(1, pack_record({"W_in": np.zeros((6, 2)), "b_in": np.zeros(2), "W_out": np.zeros((2, 3)),
-                                    "b_out": np.zeros(3)}, 0.5))
+        file.commit(
+            1,
+            pack_record(
+                {
+                    "W_in": np.zeros((6, 2)),
+                    "b_in": np.zeros(2),
+                    "W_out": np.zeros((2, 3)),
+                    "b_out": np.zeros(3),
+                },
+                0.5,
+            ),
+        )
     file.close()
 
 
 def test_in_memory_read_and_write_any_range():
-    W, b = np.arange(10 * 4, dtype=np.float64).reshape(10, 2, 2), np.arange(20, dtype=np.float64).reshape(10, 2)
+    W, b = (
+        np.arange(10 * 4, dtype=np.float64).reshape(10, 2, 2),
+        np.arange(20, dtype=np.float64).reshape(10, 2),
+    )
     weights = InMemoryWeights(W.copy(), b.copy())
     got_W, got_b = weights.read(3, 9)
     np.testing.assert_array_equal(got_W, W[3:9])

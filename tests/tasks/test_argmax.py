@@ -25,8 +25,18 @@ from zoo.tasks.argmax import (
     within_budget,
 )
 
-TINY = ["--episodes", "2", "--steps-per-episode", "60", "--steps-per-execution", "30",
-        "--eval-batches", "2", "--eval-batch-size", "100"]
+TINY = [
+    "--episodes",
+    "2",
+    "--steps-per-episode",
+    "60",
+    "--steps-per-execution",
+    "30",
+    "--eval-batches",
+    "2",
+    "--eval-batch-size",
+    "100",
+]
 TIMING = ("wall_seconds", "elapsed_hours")
 
 
@@ -41,8 +51,10 @@ def test_multiply_block_variant_parameter_count():
     assert model.count_params() == count_parameters(2, 20, "multiply")
 
 
-@pytest.mark.parametrize("depth, block, budget", [(1, "residual", 500), (3, "residual", 3821),
-                                                  (4, "multiply", 1459), (6, "multiply", 5000)])
+@pytest.mark.parametrize(
+    "depth, block, budget",
+    [(1, "residual", 500), (3, "residual", 3821), (4, "multiply", 1459), (6, "multiply", 5000)],
+)
 def test_widest_hidden_is_the_budget_edge(depth, block, budget):
     hidden = widest_hidden(depth, block, budget)
     assert within_budget(depth, hidden, block, budget)
@@ -110,18 +122,21 @@ def test_an_episode_runs_exactly_its_steps_per_compiled_call():
     assert ArgMaxConfig(steps_per_episode=700, steps_per_execution=500).execution_steps == 350
 
 
-@pytest.mark.parametrize("flags, name", [
-    (["--episodes", "0"], "--episodes"),
-    (["--batch-size", "-1"], "--batch-size"),
-    (["--batch-size", "99999999999"], "--batch-size"),
-    (["--lr-decay", "1.5"], "--lr-decay"),
-    (["--learning-rate", "inf"], "--learning-rate"),
-    (["--learning-rate", "nan"], "--learning-rate"),
-    (["--learning-rate", "0"], "--learning-rate"),
-    (["--momentum", "1"], "--momentum"),
-    (["--seed", "-1"], "--seed"),
-    (["--recipe", "improved", "--momentum", "0.5"], "--momentum"),
-])
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (["--episodes", "0"], "--episodes"),
+        (["--batch-size", "-1"], "--batch-size"),
+        (["--batch-size", "99999999999"], "--batch-size"),
+        (["--lr-decay", "1.5"], "--lr-decay"),
+        (["--learning-rate", "inf"], "--learning-rate"),
+        (["--learning-rate", "nan"], "--learning-rate"),
+        (["--learning-rate", "0"], "--learning-rate"),
+        (["--momentum", "1"], "--momentum"),
+        (["--seed", "-1"], "--seed"),
+        (["--recipe", "improved", "--momentum", "0.5"], "--momentum"),
+    ],
+)
 def test_bad_train_flags_get_a_one_line_error(flags, name, tmp_path, capsys):
     assert main(["argmax", "train", "--run", str(tmp_path / "run"), *flags]) == 2
     err = capsys.readouterr().err
@@ -129,12 +144,15 @@ def test_bad_train_flags_get_a_one_line_error(flags, name, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("flags, name", [
-    (["--budget", "100"], "--budget"),
-    (["--max-learning-rate", "1e-5"], "--max-learning-rate"),
-    (["--blocks", "residual,conv"], "--blocks"),
-    (["--trials", "0"], "--trials"),
-])
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (["--budget", "100"], "--budget"),
+        (["--max-learning-rate", "1e-5"], "--max-learning-rate"),
+        (["--blocks", "residual,conv"], "--blocks"),
+        (["--trials", "0"], "--trials"),
+    ],
+)
 def test_bad_tune_flags_get_a_one_line_error(flags, name, tmp_path, capsys):
     assert main(["argmax", "tune", "--run", str(tmp_path / "search"), *flags]) == 2
     err = capsys.readouterr().err
@@ -158,8 +176,10 @@ def test_train_test_and_resume_through_the_cli(tmp_path, capsys):
     # The seed's per-episode line starts a line of its own, never inside the progress bar.
     report = [line for line in re.split(r"[\r\n]", out) if "] Loss:" in line]
     assert [line[:7] for line in report] == ["[    1]", "[    2]"]
-    assert all(re.fullmatch(r"\[ +\d+\] Loss: \S+ +Err: \S+ +elapsed: +\S+ hours, lr=\S+",
-                            line) for line in report)
+    assert all(
+        re.fullmatch(r"\[ +\d+\] Loss: \S+ +Err: \S+ +elapsed: +\S+ hours, lr=\S+", line)
+        for line in report
+    )
     history = pd.read_csv(run / "history.csv")
     assert list(history["epoch"]) == [1, 2]
     np.testing.assert_allclose(history["learning_rate"], [1e-4, 0.98e-4], rtol=1e-6)
@@ -188,19 +208,21 @@ def test_train_test_and_resume_through_the_cli(tmp_path, capsys):
 
     # ... and equals a run of 3 episodes from the start.
     straight = tmp_path / "straight"
-    assert main(["argmax", "train", "--run", str(straight), *TINY, "--episodes", "3",
-                 "--quiet"]) == 0
-    pd.testing.assert_frame_equal(comparable(extended),
-                                  comparable(pd.read_csv(straight / "history.csv")))
-    for resumed, uninterrupted in zip(weights_of(run / "model.keras"),
-                                      weights_of(straight / "model.keras")):
+    assert (
+        main(["argmax", "train", "--run", str(straight), *TINY, "--episodes", "3", "--quiet"]) == 0
+    )
+    pd.testing.assert_frame_equal(
+        comparable(extended), comparable(pd.read_csv(straight / "history.csv"))
+    )
+    for resumed, uninterrupted in zip(
+        weights_of(run / "model.keras"), weights_of(straight / "model.keras")
+    ):
         np.testing.assert_array_equal(resumed, uninterrupted)
 
 
 @pytest.mark.slow
 def test_improved_recipe_trains_and_lowers_the_loss(tmp_path, capsys):
-    config = ArgMaxConfig.for_recipe("improved", episodes=2, steps_per_episode=600,
-                                     eval_batches=2)
+    config = ArgMaxConfig.for_recipe("improved", episodes=2, steps_per_episode=600, eval_batches=2)
     run = train(config, tmp_path / "run", verbose=0)
     history = run.history()
     assert "Adam" in capsys.readouterr().out

@@ -21,8 +21,19 @@ import pytest
 from zoo.cli import main
 from zoo.tasks.argmax import load
 
-FLAGS = ["--episodes", "3", "--steps-per-episode", "40", "--steps-per-execution", "20",
-         "--eval-batches", "1", "--eval-batch-size", "100", "--quiet"]
+FLAGS = [
+    "--episodes",
+    "3",
+    "--steps-per-episode",
+    "40",
+    "--steps-per-execution",
+    "20",
+    "--eval-batches",
+    "1",
+    "--eval-batch-size",
+    "100",
+    "--quiet",
+]
 TIMING = ["wall_seconds", "elapsed_hours"]
 
 
@@ -32,8 +43,13 @@ def zoo(*args, crash_at=None, timeout=600):
     env.pop("ZOO_TEST_CRASH_AT", None)
     if crash_at:
         env["ZOO_TEST_CRASH_AT"] = crash_at
-    return subprocess.run([sys.executable, "-m", "zoo.cli", *args], env=env, timeout=timeout,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        env=env,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+    )
 
 
 def train_flags(run):
@@ -57,8 +73,9 @@ def assert_same_run(run, reference):
     assert list(history["epoch"]) == [1, 2, 3]
     pd.testing.assert_frame_equal(history.drop(columns=TIMING), expected.drop(columns=TIMING))
     assert history["wall_seconds"].is_monotonic_increasing
-    for got, want in zip(load(run / "model.keras").get_weights(),
-                         load(reference / "model.keras").get_weights()):
+    for got, want in zip(
+        load(run / "model.keras").get_weights(), load(reference / "model.keras").get_weights()
+    ):
         np.testing.assert_array_equal(got, want)
     assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
 
@@ -72,25 +89,26 @@ def crash_then_resume(tmp_path, crash_at):
     return run
 
 
-def test_kill_between_history_row_and_checkpoint_loses_and_repeats_nothing(tmp_path,
-                                                                           reference):
+def test_kill_between_history_row_and_checkpoint_loses_and_repeats_nothing(tmp_path, reference):
     # The issue's case: killed after episode 2's row, before episode 2 was committed.
     run = crash_then_resume(tmp_path, "history-written:2")
     assert_same_run(run, reference)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash_at", [
-    "history-written:1",
-    "checkpoint-before-commit:1",
-    "checkpoint-after-commit:2",
-    "checkpoint-before-commit:3",
-    # A finished 3-episode run makes 14 atomic writes: config, status, 3 per episode (history,
-    # checkpoint payload, commit record), model, plot, final metrics.
-    *[f"atomic-write-tmp:{n}" for n in random.Random(13).sample(range(2, 15), 4)],
-])
-def test_kill_at_an_exact_instant_then_resume_equals_uninterrupted(tmp_path, reference,
-                                                                   crash_at):
+@pytest.mark.parametrize(
+    "crash_at",
+    [
+        "history-written:1",
+        "checkpoint-before-commit:1",
+        "checkpoint-after-commit:2",
+        "checkpoint-before-commit:3",
+        # A finished 3-episode run makes 14 atomic writes: config, status, 3 per episode (history,
+        # checkpoint payload, commit record), model, plot, final metrics.
+        *[f"atomic-write-tmp:{n}" for n in random.Random(13).sample(range(2, 15), 4)],
+    ],
+)
+def test_kill_at_an_exact_instant_then_resume_equals_uninterrupted(tmp_path, reference, crash_at):
     run = crash_then_resume(tmp_path, crash_at)
     assert_same_run(run, reference)
 
@@ -100,8 +118,12 @@ def test_kill_at_an_exact_instant_then_resume_equals_uninterrupted(tmp_path, ref
 def test_kill_9_at_a_random_time_then_resume_equals_uninterrupted(tmp_path, reference, seed):
     run = tmp_path / "run"
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen([sys.executable, "-m", "zoo.cli", *train_flags(run)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", *train_flags(run)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     while not (run / "history.csv").exists() and process.poll() is None:
         time.sleep(0.05)
     time.sleep(random.Random(seed).uniform(0.0, 3.0))
@@ -116,9 +138,22 @@ def test_a_second_process_on_the_same_folder_exits_at_once(tmp_path, capsys):
     run = tmp_path / "run"
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
     first = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "argmax", "train", "--run", str(run), *FLAGS,
-         "--episodes", "4"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "zoo.cli",
+            "argmax",
+            "train",
+            "--run",
+            str(run),
+            *FLAGS,
+            "--episodes",
+            "4",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.time() + 300
@@ -180,13 +215,14 @@ def damaged_copy(finished, tmp_path, name, damage):
     return run
 
 
-def test_changed_flag_on_resume_names_both_values_and_changes_nothing(finished, tmp_path,
-                                                                      capsys):
+def test_changed_flag_on_resume_names_both_values_and_changes_nothing(finished, tmp_path, capsys):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
     before = contents(run)
-    assert main(["argmax", "train", "--run", str(run), "--learning-rate", "0.001",
-                 "--episodes", "1"]) == 2
+    assert (
+        main(["argmax", "train", "--run", str(run), "--learning-rate", "0.001", "--episodes", "1"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--learning-rate: saved 0.0001, given 0.001" in err
     assert "--episodes: saved 2, given 1 (may only be raised)" in err and err.count("\n") == 1
@@ -195,8 +231,11 @@ def test_changed_flag_on_resume_names_both_values_and_changes_nothing(finished, 
 
 def contents(run):
     """Every file of a run folder but the lock (which records the last pid that tried it)."""
-    return {path: path.read_bytes() for path in run.rglob("*")
-            if path.is_file() and path.name != ".lock"}
+    return {
+        path: path.read_bytes()
+        for path in run.rglob("*")
+        if path.is_file() and path.name != ".lock"
+    }
 
 
 def truncate(path):
@@ -205,22 +244,24 @@ def truncate(path):
 
 
 def garble(path):
-    path.write_bytes(b"\x00\xff{not,what,was,written\n\"")
+    path.write_bytes(b'\x00\xff{not,what,was,written\n"')
 
 
-@pytest.mark.parametrize("name, damage, command", [
-    ("config.json", truncate, "train"),
-    ("config.json", garble, "test"),
-    ("metrics.json", truncate, "train"),
-    ("history.csv", garble, "train"),
-    ("checkpoint.json", truncate, "train"),
-    ("checkpoints/ckpt-2.npz", truncate, "train"),
-    ("checkpoints/ckpt-2.npz", lambda path: path.unlink(), "train"),
-    ("model.keras", truncate, "test"),
-    ("model.keras", garble, "test"),
-])
-def test_corrupt_files_are_named_in_one_line(finished, tmp_path, capsys, name, damage,
-                                             command):
+@pytest.mark.parametrize(
+    "name, damage, command",
+    [
+        ("config.json", truncate, "train"),
+        ("config.json", garble, "test"),
+        ("metrics.json", truncate, "train"),
+        ("history.csv", garble, "train"),
+        ("checkpoint.json", truncate, "train"),
+        ("checkpoints/ckpt-2.npz", truncate, "train"),
+        ("checkpoints/ckpt-2.npz", lambda path: path.unlink(), "train"),
+        ("model.keras", truncate, "test"),
+        ("model.keras", garble, "test"),
+    ],
+)
+def test_corrupt_files_are_named_in_one_line(finished, tmp_path, capsys, name, damage, command):
     run = damaged_copy(finished, tmp_path, name, damage)
     flags = ["--episodes", "3"] if command == "train" else ["--batches", "1"]
     assert main(["argmax", command, "--run", str(run), *flags]) == 2

@@ -47,8 +47,11 @@ def test_every_sampled_candidate_is_within_the_budget(seed):
     hp = keras_tuner.HyperParameters()
     hypermodel.build(hp)  # registers the space
     space = keras_tuner.oracles.RandomSearchOracle(
-        objective=keras_tuner.Objective("val_err", "min"), max_trials=1, hyperparameters=hp,
-        seed=seed)
+        objective=keras_tuner.Objective("val_err", "min"),
+        max_trials=1,
+        hyperparameters=hp,
+        seed=seed,
+    )
     values = space.populate_space("0")["values"]
     sample = keras_tuner.HyperParameters()
     hypermodel.build(sample)
@@ -82,8 +85,20 @@ def test_bad_hypermodel_arguments():
 
 
 def tune(*flags):
-    return main(["argmax", "tune", "--quiet", "--budget", "2000", "--steps", "20",
-                 "--validation-batches", "2", *flags])
+    return main(
+        [
+            "argmax",
+            "tune",
+            "--quiet",
+            "--budget",
+            "2000",
+            "--steps",
+            "20",
+            "--validation-batches",
+            "2",
+            *flags,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,10 +166,12 @@ def test_without_keras_tuner_the_task_works_and_tune_names_the_extra(tmp_path):
         sys.exit(main(["argmax", "tune", "--run", {str(tmp_path / "search")!r}]))
     """)
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("zoo:")]
-    assert lines == ['zoo: error: keras-tuner is not installed: pip install '
-                     '"experiment-zoo[tuner]".']
+    assert lines == [
+        'zoo: error: keras-tuner is not installed: pip install "experiment-zoo[tuner]".'
+    ]
     assert not (tmp_path / "search").exists()

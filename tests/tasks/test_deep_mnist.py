@@ -11,7 +11,6 @@ import pytest
 
 from zoo.cli import main
 from zoo.deep import FileWeights
-from zoo.tasks import deep_mnist
 from zoo.tasks.deep_mnist import DeepConfig, batch_indices
 
 SMALL = ["--layers", "200", "--chunk-layers", "64", "--kernels", "xla", "--quiet"]
@@ -31,14 +30,64 @@ def test_batches_are_drawn_with_replacement_reproducibly():
 
 
 def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env):
-    assert main(["deep", "train", *SMALL, "--steps", "6", "--report-every", "1", "--run", str(tmp_path / "a")]) == 0
-    assert main(["deep", "train", *SMALL, "--steps", "3", "--report-every", "1", "--run", str(tmp_path / "b")]) == 0
-    assert main(["deep", "train", "--steps", "6", "--run", str(tmp_path / "b"), "--quiet", "--kernels", "xla"]) == 0
+    assert (
+        main(
+            [
+                "deep",
+                "train",
+                *SMALL,
+                "--steps",
+                "6",
+                "--report-every",
+                "1",
+                "--run",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "deep",
+                "train",
+                *SMALL,
+                "--steps",
+                "3",
+                "--report-every",
+                "1",
+                "--run",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "deep",
+                "train",
+                "--steps",
+                "6",
+                "--run",
+                str(tmp_path / "b"),
+                "--quiet",
+                "--kernels",
+                "xla",
+            ]
+        )
+        == 0
+    )
     history_a = pd.read_csv(tmp_path / "a" / "history.csv")
     history_b = pd.read_csv(tmp_path / "b" / "history.csv")
-    pd.testing.assert_frame_equal(history_b[["step", "loss", "accuracy"]], history_a[["step", "loss", "accuracy"]])
+    pd.testing.assert_frame_equal(
+        history_b[["step", "loss", "accuracy"]], history_a[["step", "loss", "accuracy"]]
+    )
     assert history_b["wall_seconds"].is_monotonic_increasing
-    with FileWeights.open(tmp_path / "a" / "weights.bin") as a, FileWeights.open(tmp_path / "b" / "weights.bin") as b:
+    with (
+        FileWeights.open(tmp_path / "a" / "weights.bin") as a,
+        FileWeights.open(tmp_path / "b" / "weights.bin") as b,
+    ):
         assert a.steps == b.steps == 6
         np.testing.assert_array_equal(a.load(0, 200)[0], b.load(0, 200)[0])
     config = json.loads((tmp_path / "b" / "config.json").read_text())
@@ -48,27 +97,71 @@ def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env)
 
 def test_in_memory_training_learns_and_eval_reports(tmp_path, mnist_env, capsys):
     run = tmp_path / "mem"
-    assert main(["deep", "train", "--layers", "100", "--chunk-layers", "30", "--steps", "150", "--batch-size", "16",
-                 "--layer-lr", "0.05", "--head-lr", "0.05", "--in-memory", "--save-every", "50",
-                 "--kernels", "xla", "--quiet", "--run", str(run)]) == 0
+    assert (
+        main(
+            [
+                "deep",
+                "train",
+                "--layers",
+                "100",
+                "--chunk-layers",
+                "30",
+                "--steps",
+                "150",
+                "--batch-size",
+                "16",
+                "--layer-lr",
+                "0.05",
+                "--head-lr",
+                "0.05",
+                "--in-memory",
+                "--save-every",
+                "50",
+                "--kernels",
+                "xla",
+                "--quiet",
+                "--run",
+                str(run),
+            ]
+        )
+        == 0
+    )
     history = pd.read_csv(run / "history.csv")
     assert history["loss"].iloc[-3:].mean() < history["loss"].iloc[:3].mean() - 0.2
     assert (run / "curves.png").stat().st_size > 10_000
-    assert main(["deep", "eval", "--run", str(run), "--samples", "1000", "--kernels", "xla", "--quiet"]) == 0
+    assert (
+        main(
+            ["deep", "eval", "--run", str(run), "--samples", "1000", "--kernels", "xla", "--quiet"]
+        )
+        == 0
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["status"] == "finished" and metrics["steps"] == 150
-    assert metrics["test_accuracy"] > 0.3 and metrics["test_samples"] == 1000 and metrics["test_steps"] == 150
+    assert (
+        metrics["test_accuracy"] > 0.3
+        and metrics["test_samples"] == 1000
+        and metrics["test_steps"] == 150
+    )
     # a finished run asked again trains nothing
     capsys.readouterr()
     assert main(["deep", "train", "--run", str(run), "--quiet", "--kernels", "xla"]) == 0
     assert "has finished its 150 steps" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flags, name", [
-    (["--layers", "0"], "--layers"), (["--width", "-2"], "--width"), (["--chunk-layers", "0"], "--chunk-layers"),
-    (["--layer-lr", "inf"], "--layer-lr"), (["--head-lr", "nan"], "--head-lr"), (["--layer-lr", "0"], "--layer-lr"),
-    (["--alpha", "-1"], "--alpha"), (["--batch-size", "99999999999"], "--batch-size"), (["--steps", "-1"], "--steps"),
-])
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (["--layers", "0"], "--layers"),
+        (["--width", "-2"], "--width"),
+        (["--chunk-layers", "0"], "--chunk-layers"),
+        (["--layer-lr", "inf"], "--layer-lr"),
+        (["--head-lr", "nan"], "--head-lr"),
+        (["--layer-lr", "0"], "--layer-lr"),
+        (["--alpha", "-1"], "--alpha"),
+        (["--batch-size", "99999999999"], "--batch-size"),
+        (["--steps", "-1"], "--steps"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):
     assert main(["deep", "train", *flags, "--run", str(tmp_path / "r")]) == 2
     error = capsys.readouterr().err.strip()
@@ -79,12 +172,15 @@ def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):
 def test_resume_with_other_settings_and_foreign_folders(tmp_path, capsys):
     run = tmp_path / "r"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"task": "deep", "versions": {}, "config": {
-        **DeepConfig().__dict__}}))
+    (run / "config.json").write_text(
+        json.dumps({"task": "deep", "versions": {}, "config": {**DeepConfig().__dict__}})
+    )
     before = (run / "config.json").read_text()
     assert main(["deep", "train", "--run", str(run), "--layer-lr", "0.1"]) == 2
     assert "--layer-lr: saved 0.01, given 0.1" in capsys.readouterr().err
-    assert (run / "config.json").read_text() == before and sorted(p.name for p in run.iterdir()) == [".lock", "config.json"]
+    assert (run / "config.json").read_text() == before and sorted(
+        p.name for p in run.iterdir()
+    ) == [".lock", "config.json"]
     other = tmp_path / "argmax"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"task": "argmax", "versions": {}, "config": {}}))
@@ -99,7 +195,18 @@ def test_resume_with_other_settings_and_foreign_folders(tmp_path, capsys):
 @pytest.mark.slow
 def test_a_second_process_on_the_same_run_exits_at_once(tmp_path, mnist_env):
     run = tmp_path / "r"
-    command = [sys.executable, "-m", "zoo.cli", "deep", "train", *SMALL, "--steps", "100000", "--run", str(run)]
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "deep",
+        "train",
+        *SMALL,
+        "--steps",
+        "100000",
+        "--run",
+        str(run),
+    ]
     first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 120
@@ -115,8 +222,19 @@ def test_a_second_process_on_the_same_run_exits_at_once(tmp_path, mnist_env):
 
 def test_divergence_stops_with_the_step_and_is_not_committed(tmp_path, mnist_env, capsys):
     run = tmp_path / "nan"
-    flags = ["--layers", "10000", "--chunk-layers", "5000", "--steps", "20", "--layer-lr", "1e6",
-             "--kernels", "xla", "--quiet"]
+    flags = [
+        "--layers",
+        "10000",
+        "--chunk-layers",
+        "5000",
+        "--steps",
+        "20",
+        "--layer-lr",
+        "1e6",
+        "--kernels",
+        "xla",
+        "--quiet",
+    ]
     assert main(["deep", "train", *flags, "--run", str(run)]) == 3
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("zoo: error: training diverged at step") and "--layer-lr" in error
@@ -130,5 +248,11 @@ def test_divergence_stops_with_the_step_and_is_not_committed(tmp_path, mnist_env
 
 
 def test_cli_module_is_light():
-    code = "import sys, zoo.tasks.deep_mnist.cli; print([m for m in ('tensorflow', 'keras') if m in sys.modules])"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+    code = (
+        "import sys, zoo.tasks.deep_mnist.cli; "
+        "print([m for m in ('tensorflow', 'keras') if m in sys.modules])"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
+        == "[]"
+    )

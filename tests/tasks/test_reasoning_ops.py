@@ -50,22 +50,36 @@ from zoo.tasks.reasoning_ops import (
 
 SEED = 3
 ROOT = Path(__file__).resolve().parents[2]
-TINY = {"profile": "test", "tasks": ("reduce_max",), "datasets": ("one_hot",),
-        "networks": ("multiply_simple-1-linear", "dense-1-linear")}
+TINY = {
+    "profile": "test",
+    "tasks": ("reduce_max",),
+    "datasets": ("one_hot",),
+    "networks": ("multiply_simple-1-linear", "dense-1-linear"),
+}
 
 
 def cli_env():
-    return {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow",
-            "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
 
 
 # --- data and targets -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dataset, low, high", [
-    ("one_hot", 0, 1), ("many_hot", 0, 1), ("random", -1, 1), ("random_pos", 0, 1),
-    ("random_pos_seed", -1, 1),
-])
+@pytest.mark.parametrize(
+    "dataset, low, high",
+    [
+        ("one_hot", 0, 1),
+        ("many_hot", 0, 1),
+        ("random", -1, 1),
+        ("random_pos", 0, 1),
+        ("random_pos_seed", -1, 1),
+    ],
+)
 def test_dataset_shapes_and_ranges(dataset, low, high):
     a, b = operands(dataset, tf.range(500), SEED)
     assert a.shape == b.shape == (500, 128) and a.dtype == tf.float32
@@ -91,16 +105,17 @@ def test_an_example_is_the_same_whichever_batch_asks_for_it():
 
 
 def test_training_batches_come_from_the_training_examples_and_the_test_set_after_them():
-    (a, b), y = train_batch("elementwise_add", "one_hot", tf.constant(7), 32, train_size=50,
-                            seed=SEED)
+    (a, b), y = train_batch(
+        "elementwise_add", "one_hot", tf.constant(7), 32, train_size=50, seed=SEED
+    )
     assert a.shape == (32, 128) and y.shape == (32, 128)
     train_a = operands("one_hot", tf.range(50), SEED)[0].numpy()
     assert all(any(np.array_equal(row, example) for example in train_a) for row in a.numpy())
-    (test_a, _), _ = evaluation_set("elementwise_add", "random", train_size=50, test_size=20,
-                                    seed=SEED)
+    (test_a, _), _ = evaluation_set(
+        "elementwise_add", "random", train_size=50, test_size=20, seed=SEED
+    )
     np.testing.assert_array_equal(test_a, operands("random", tf.range(50, 70), SEED)[0])
-    again = train_batch("elementwise_add", "one_hot", tf.constant(7), 32, train_size=50,
-                        seed=SEED)
+    again = train_batch("elementwise_add", "one_hot", tf.constant(7), 32, train_size=50, seed=SEED)
     np.testing.assert_array_equal(again[0][0], a)  # a step's batch is fixed: comparable
 
 
@@ -128,13 +143,16 @@ def test_each_task_on_a_hand_made_pair():
 # --- networks -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("network, depth, units, params", [
-    ("dense", 1, 128, 256 * 128 + 128),
-    ("dense", 3, 1, (256 * 256 + 256) * 2 + 257),
-    ("dense_residual", 2, 128, (256 * 256 + 256) * 2 + 256 * 128 + 128),
-    ("multiply", 1, 1, (128 * 256 + 256) * 2 + 257),
-    ("multiply_simple", 1, 128, 128 * 128 + 128),
-])
+@pytest.mark.parametrize(
+    "network, depth, units, params",
+    [
+        ("dense", 1, 128, 256 * 128 + 128),
+        ("dense", 3, 1, (256 * 256 + 256) * 2 + 257),
+        ("dense_residual", 2, 128, (256 * 256 + 256) * 2 + 256 * 128 + 128),
+        ("multiply", 1, 1, (128 * 256 + 256) * 2 + 257),
+        ("multiply_simple", 1, 128, 128 * 128 + 128),
+    ],
+)
 def test_network_shapes_parameter_counts_and_config(network, depth, units, params):
     model = ReasoningNet(network, units, depth, "relu", name="net", trainable=False)
     out = model([np.ones((2, 128), "float32"), np.ones((2, 128), "float32")])
@@ -145,16 +163,19 @@ def test_network_shapes_parameter_counts_and_config(network, depth, units, param
 
 
 def test_build_network_fixes_the_initial_weights_by_seed():
-    first, again = build_network("dense", 3, 2, "tanh", seed=5), build_network("dense", 3, 2,
-                                                                               "tanh", seed=5)
+    first, again = (
+        build_network("dense", 3, 2, "tanh", seed=5),
+        build_network("dense", 3, 2, "tanh", seed=5),
+    )
     other = build_network("dense", 3, 2, "tanh", seed=6)
     for mine, theirs in zip(first.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(mine, theirs)
     assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
 
 
-@pytest.mark.parametrize("bad", ["dense-4-relu", "conv-1-relu", "dense-1-swish", "dense-1",
-                                 "multiply-2-linear"])
+@pytest.mark.parametrize(
+    "bad", ["dense-4-relu", "conv-1-relu", "dense-1-swish", "dense-1", "multiply-2-linear"]
+)
 def test_bad_network_names_are_one_line_usage_errors(bad):
     with pytest.raises(UsageError, match="--networks"):
         parse_network(bad)
@@ -175,12 +196,19 @@ def test_the_compiled_loop_is_keras_adam_on_the_mse():
     step, _ = experiment.train(tf.constant(0), tf.constant(6))
     assert int(step) == 6
     for step in range(6):
-        inputs, targets = train_batch("elementwise_mul", "random", tf.constant(step),
-                                      protocol.batch, protocol.train_size, SEED)
+        inputs, targets = train_batch(
+            "elementwise_mul",
+            "random",
+            tf.constant(step),
+            protocol.batch,
+            protocol.train_size,
+            SEED,
+        )
         with tf.GradientTape() as tape:
             loss = keras.losses.MeanSquaredError()(targets, reference(inputs))
-        optimizer.apply(tape.gradient(loss, reference.trainable_variables),
-                        reference.trainable_variables)
+        optimizer.apply(
+            tape.gradient(loss, reference.trainable_variables), reference.trainable_variables
+        )
     for ours, theirs in zip(experiment.model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-6)
     # a second attempt starts again from the same weights and a fresh Adam
@@ -196,8 +224,14 @@ def test_the_compiled_loop_is_keras_adam_on_the_mse():
 
 @pytest.mark.slow
 def test_the_protocol_stops_once_solved_and_reports_where():
-    protocol = Protocol(lrs=(1e-2,), search_steps=2000, final_steps=10, train_size=5000,
-                        test_size=500, eval_every=50)
+    protocol = Protocol(
+        lrs=(1e-2,),
+        search_steps=2000,
+        final_steps=10,
+        train_size=5000,
+        test_size=500,
+        eval_every=50,
+    )
     result = run_experiment("elementwise_add", "random", "dense", 1, "linear", protocol, SEED)
     assert result["accuracy"] >= 0.99 and result["global_step"] < 2000
     assert result["global_step"] % 50 == 0 and result["diverged_lrs"] == 0
@@ -208,13 +242,26 @@ def test_the_protocol_stops_once_solved_and_reports_where():
 
 @pytest.mark.slow
 def test_a_diverged_rate_is_a_failed_candidate_and_all_diverged_fails_the_experiment():
-    protocol = Protocol(lrs=(1e30, 1e-2), search_steps=20, final_steps=20, train_size=2000,
-                        test_size=200, eval_every=10, final_eval_every=10)
+    protocol = Protocol(
+        lrs=(1e30, 1e-2),
+        search_steps=20,
+        final_steps=20,
+        train_size=2000,
+        test_size=200,
+        eval_every=10,
+        final_eval_every=10,
+    )
     result = run_experiment("reduce_sum", "random", "dense", 1, "linear", protocol, SEED)
     assert result["lr"] == 1e-2 and result["diverged_lrs"] == 1
     assert np.isfinite(result["loss"]) and np.isfinite(result["accuracy"])
-    diverging = Protocol(lrs=(1e30, 1e32), search_steps=20, final_steps=20, train_size=2000,
-                         test_size=200, eval_every=10)
+    diverging = Protocol(
+        lrs=(1e30, 1e32),
+        search_steps=20,
+        final_steps=20,
+        train_size=2000,
+        test_size=200,
+        eval_every=10,
+    )
     with pytest.raises(DivergenceError, match="every learning rate of the search diverged"):
         run_experiment("reduce_sum", "random", "dense", 1, "linear", diverging, SEED)
 
@@ -228,14 +275,20 @@ class _ScriptedExperiment:
     def attempt(self, lr, steps, eval_every):
         self.calls.append((lr, steps))
         accuracy, diverged, step = self.outcomes.pop(0)
-        return {"accuracy": None if diverged else accuracy, "loss": None if diverged else 0.1,
-                "lr": lr, "global_step": step, "diverged": diverged}
+        return {
+            "accuracy": None if diverged else accuracy,
+            "loss": None if diverged else 0.1,
+            "lr": lr,
+            "global_step": step,
+            "diverged": diverged,
+        }
 
 
 def test_the_final_run_diverging_fails_the_experiment():
     protocol = Protocol(lrs=(1e-3, 1e-2, 1e-1), search_steps=10, final_steps=100)
-    experiment = _ScriptedExperiment(protocol, [(0.5, False, 10), (0.7, False, 10),
-                                                (0.0, True, 4), (0.0, True, 73)])
+    experiment = _ScriptedExperiment(
+        protocol, [(0.5, False, 10), (0.7, False, 10), (0.0, True, 4), (0.0, True, 73)]
+    )
     with pytest.raises(DivergenceError, match="final 100-step run at lr 0.01 diverged.*step 73"):
         run_protocol(experiment)
     assert experiment.calls == [(1e-3, 10), (1e-2, 10), (1e-1, 10), (1e-2, 100)]
@@ -244,8 +297,10 @@ def test_the_final_run_diverging_fails_the_experiment():
     assert (result["lr"], result["diverged_lrs"], result["accuracy"]) == (1e-2, 1, 0.995)
 
 
-@pytest.mark.parametrize("field, value", [("batch", 0), ("search_steps", -1),
-                                          ("train_size", 2**24), ("lrs", (float("nan"),))])
+@pytest.mark.parametrize(
+    "field, value",
+    [("batch", 0), ("search_steps", -1), ("train_size", 2**24), ("lrs", (float("nan"),))],
+)
 def test_bad_protocol_values_are_refused(field, value):
     with pytest.raises(UsageError, match=field):
         Protocol(**{field: value})
@@ -259,18 +314,29 @@ def test_the_config_resolves_the_profile_grid_and_refuses_bad_values():
     assert SweepConfig(profile="quick").experiments == 12 * 2 * 4
     config = SweepConfig(**TINY)
     assert config.experiments == 2 and config.protocol == PROFILES["test"]
-    for bad, flag in [({"tasks": ("divide",)}, "--tasks"), ({"datasets": ("gauss",)}, "--datasets"),
-                      ({"seed": -1}, "--seed"), ({"seed": 2**40}, "--seed"),
-                      ({"profile": "huge"}, "--profile"), ({"tasks": ("dot", "dot")}, "--tasks")]:
+    for bad, flag in [
+        ({"tasks": ("divide",)}, "--tasks"),
+        ({"datasets": ("gauss",)}, "--datasets"),
+        ({"seed": -1}, "--seed"),
+        ({"seed": 2**40}, "--seed"),
+        ({"profile": "huge"}, "--profile"),
+        ({"tasks": ("dot", "dot")}, "--tasks"),
+    ]:
         with pytest.raises(UsageError, match=flag):
             SweepConfig(**bad)
 
 
-@pytest.mark.parametrize("argv, flag", [
-    (["--tasks", "reduce_sum,divide"], "--tasks"), (["--workers", "-1"], "--workers"),
-    (["--trials-per-process", "-1"], "--trials-per-process"), (["--port", "0"], "--port"),
-    (["--networks", "dense-9-relu"], "--networks"), (["--seed", "-4"], "--seed"),
-])
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--tasks", "reduce_sum,divide"], "--tasks"),
+        (["--workers", "-1"], "--workers"),
+        (["--trials-per-process", "-1"], "--trials-per-process"),
+        (["--port", "0"], "--port"),
+        (["--networks", "dense-9-relu"], "--networks"),
+        (["--seed", "-4"], "--seed"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, flag):
     assert main(["reasoning-ops", "run", "--run", str(tmp_path / "r"), *argv]) == 2
     error = capsys.readouterr().err.strip()
@@ -279,10 +345,13 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys, argv, flag):
 
 
 def test_the_cli_module_is_light():
-    code = ("import sys, zoo.tasks.reasoning_ops.cli; heavy = [m for m in ('tensorflow', "
-            "'keras', 'keras_tuner', 'pandas', 'matplotlib') if m in sys.modules]; print(heavy)")
-    done = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True,
-                          text=True, timeout=60)
+    code = (
+        "import sys, zoo.tasks.reasoning_ops.cli; heavy = [m for m in ('tensorflow', "
+        "'keras', 'keras_tuner', 'pandas', 'matplotlib') if m in sys.modules]; print(heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=60
+    )
     assert done.stdout.strip() == "[]", done.stderr
 
 
@@ -290,26 +359,37 @@ def test_the_cli_module_is_light():
 
 
 def test_a_users_own_search_over_the_network_space(tmp_path):
-    hypermodel = ReasoningHyperModel(tasks=["reduce_max"], datasets=["one_hot"],
-                                     networks=["dense-1-linear", "multiply_simple-1-linear"],
-                                     protocol=PROFILES["test"], seed=SEED)
-    tuner = keras_tuner.GridSearch(hypermodel, objective=keras_tuner.Objective("accuracy", "max"),
-                                   directory=str(tmp_path), project_name="mine")
+    hypermodel = ReasoningHyperModel(
+        tasks=["reduce_max"],
+        datasets=["one_hot"],
+        networks=["dense-1-linear", "multiply_simple-1-linear"],
+        protocol=PROFILES["test"],
+        seed=SEED,
+    )
+    tuner = keras_tuner.GridSearch(
+        hypermodel,
+        objective=keras_tuner.Objective("accuracy", "max"),
+        directory=str(tmp_path),
+        project_name="mine",
+    )
     tuner.search(verbose=0)
     trials = tuner.oracle.get_best_trials(2)
     assert len(trials) == 2
     best = trials[0]
     assert best.hyperparameters.values["network"] == "multiply_simple-1-linear"
-    expected = run_experiment("reduce_max", "one_hot", "multiply_simple", 1, "linear",
-                              PROFILES["test"], SEED)
+    expected = run_experiment(
+        "reduce_max", "one_hot", "multiply_simple", 1, "linear", PROFILES["test"], SEED
+    )
     assert best.score == expected["accuracy"]  # the HyperModel trains what build() returned
 
 
 def test_a_diverged_experiment_is_a_failed_trial_shown_as_failed(tmp_path):
-    config = SweepConfig(profile="test", tasks=("reduce_sum",), datasets=("random",),
-                         networks=("dense-1-linear",))
-    diverging = Protocol(lrs=(1e30,), search_steps=10, final_steps=10, train_size=2000,
-                         test_size=200, eval_every=10)
+    config = SweepConfig(
+        profile="test", tasks=("reduce_sum",), datasets=("random",), networks=("dense-1-linear",)
+    )
+    diverging = Protocol(
+        lrs=(1e30,), search_steps=10, final_steps=10, train_size=2000, test_size=200, eval_every=10
+    )
     with RunFolder.open(tmp_path / "run", "reasoning-ops", config) as run:
         run_sweep(run, config, protocol=diverging, quiet=True)
         assert run.status == "finished" and sweep_counts(run.path) == {"finished": 0, "failed": 1}
@@ -317,12 +397,14 @@ def test_a_diverged_experiment_is_a_failed_trial_shown_as_failed(tmp_path):
     frame = collect(tmp_path / "run")
     assert frame["status"].tolist() == ["failed"] and frame["accuracy"].isna().all()
     assert "every learning rate of the search diverged" in frame["error"][0]
-    finished = frame.iloc[[0]].assign(network_type="multiply", status="finished", accuracy=0.5,
-                                      accuracy_pct="50.0%", error="")
+    finished = frame.iloc[[0]].assign(
+        network_type="multiply", status="finished", accuracy=0.5, accuracy_pct="50.0%", error=""
+    )
     both = pd.concat([frame, finished], ignore_index=True)
     pivot = summarize(both)
-    assert pivot.loc["dense-1-linear", "failed"] == 1 and np.isnan(pivot.loc["dense-1-linear",
-                                                                             "mean"])
+    assert pivot.loc["dense-1-linear", "failed"] == 1 and np.isnan(
+        pivot.loc["dense-1-linear", "mean"]
+    )
     assert pivot.index[0] == "multiply-1-linear"  # a failure never outranks a result
     figure = plot_heatmap(both, "test profile")
     texts = [text.get_text() for text in figure.axes[0].texts]
@@ -362,28 +444,52 @@ def test_a_finished_sweep_rerun_says_so_and_does_nothing(tiny_sweep, tmp_path, c
     before = {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.is_file()}
     assert main(["reasoning-ops", "run", "--run", str(run)]) == 0
     assert "already finished" in capsys.readouterr().out
-    after = {path: path.stat().st_mtime_ns for path in run.rglob("*") if path.is_file()
-             and path.name != ".lock"}
+    after = {
+        path: path.stat().st_mtime_ns
+        for path in run.rglob("*")
+        if path.is_file() and path.name != ".lock"
+    }
     assert after == {path: time for path, time in before.items() if path.name != ".lock"}
 
 
 def test_the_pivot_of_a_running_sweep_compares_networks_on_the_cells_all_have_finished():
-    frame = pd.DataFrame({"task": ["dot", "dot", "concat", "concat", "concat"],
-                          "dataset": ["random", "random", "random", "one_hot", "one_hot"],
-                          "network": ["a", "b", "a", "a", "b"],
-                          "accuracy": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    frame = pd.DataFrame(
+        {
+            "task": ["dot", "dot", "concat", "concat", "concat"],
+            "dataset": ["random", "random", "random", "one_hot", "one_hot"],
+            "network": ["a", "b", "a", "a", "b"],
+            "accuracy": [0.1, 0.2, 0.3, 0.4, 0.5],
+        }
+    )
     compared = complete_cells(frame)
-    assert sorted(zip(compared.task, compared.dataset)) == ([("concat", "one_hot")] * 2
-                                                            + [("dot", "random")] * 2)
+    assert sorted(zip(compared.task, compared.dataset)) == (
+        [("concat", "one_hot")] * 2 + [("dot", "random")] * 2
+    )
 
 
 def test_the_report_of_a_results_csv_sorts_networks_and_writes_beside_it(tmp_path, capsys):
     results = tmp_path / "mine_results.csv"
-    rows = [{"task": task, "dataset": "one_hot", "network_type": kind, "network_depth": 1,
-             "network_activation": "linear", "accuracy_pct": "", "accuracy": accuracy,
-             "loss": 0.1, "lr": 0.01, "global_step": 10, "datetime": ""}
-            for task, kind, accuracy in [("dot", "dense", 0.2), ("dot", "multiply", 0.9),
-                                         ("concat", "dense", 0.4), ("concat", "multiply", 0.7)]]
+    rows = [
+        {
+            "task": task,
+            "dataset": "one_hot",
+            "network_type": kind,
+            "network_depth": 1,
+            "network_activation": "linear",
+            "accuracy_pct": "",
+            "accuracy": accuracy,
+            "loss": 0.1,
+            "lr": 0.01,
+            "global_step": 10,
+            "datetime": "",
+        }
+        for task, kind, accuracy in [
+            ("dot", "dense", 0.2),
+            ("dot", "multiply", 0.9),
+            ("concat", "dense", 0.4),
+            ("concat", "multiply", 0.7),
+        ]
+    ]
     pd.DataFrame(rows).to_csv(results, index=False)
     assert main(["reasoning-ops", "report", "--results", str(results)]) == 0
     pivot = pd.read_csv(tmp_path / "mine_pivot.csv", index_col=0)
@@ -398,13 +504,29 @@ def test_the_report_of_a_results_csv_sorts_networks_and_writes_beside_it(tmp_pat
 def start(directory, log, tuner_id=None, port=None, extra=()):
     env = cli_env()
     if tuner_id:
-        env.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
-                   KERASTUNER_ORACLE_PORT=str(port))
-    command = [sys.executable, "-m", "zoo.cli", "reasoning-ops", "run", "--profile", "test",
-               "--datasets", "one_hot", "--run", str(directory), "--audit-log", str(log),
-               "--quiet", *extra]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+        env.update(
+            KERASTUNER_TUNER_ID=tuner_id,
+            KERASTUNER_ORACLE_IP="127.0.0.1",
+            KERASTUNER_ORACLE_PORT=str(port),
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "reasoning-ops",
+        "run",
+        "--profile",
+        "test",
+        "--datasets",
+        "one_hot",
+        "--run",
+        str(directory),
+        "--audit-log",
+        str(log),
+        "--quiet",
+        *extra,
+    ]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def events(log):
@@ -429,10 +551,18 @@ def key(event):
 def recorded(directory):
     """The experiments keras-tuner has recorded as finished, as audit keys."""
     frame = collect(directory)
-    return {tuple(sorted({"task": row.task, "dataset": row.dataset,
-                          "network": f"{row.network_type}-{row.network_depth}-"
-                                     f"{row.network_activation}"}.items()))
-            for row in frame.itertuples()}
+    return {
+        tuple(
+            sorted(
+                {
+                    "task": row.task,
+                    "dataset": row.dataset,
+                    "network": f"{row.network_type}-{row.network_depth}-{row.network_activation}",
+                }.items()
+            )
+        )
+        for row in frame.itertuples()
+    }
 
 
 def assert_each_trial_finished_once(directory, log, expected):
@@ -465,9 +595,25 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(tmp_path):
 @pytest.mark.slow
 def test_a_process_restarts_itself_after_its_share_of_trials_and_the_sweep_completes(tmp_path):
     directory, log = tmp_path / "sweep", tmp_path / "audit.log"
-    command = [sys.executable, "-m", "zoo.cli", "reasoning-ops", "run", "--profile", "test",
-               "--tasks", "reduce_max", "--datasets", "one_hot", "--run", str(directory),
-               "--audit-log", str(log), "--trials-per-process", "3"]
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "reasoning-ops",
+        "run",
+        "--profile",
+        "test",
+        "--tasks",
+        "reduce_max",
+        "--datasets",
+        "one_hot",
+        "--run",
+        str(directory),
+        "--audit-log",
+        str(log),
+        "--trials-per-process",
+        "3",
+    ]
     done = subprocess.run(command, env=cli_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("restarting this process after 3 experiments") == 1

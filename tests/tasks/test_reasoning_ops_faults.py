@@ -18,22 +18,59 @@ from zoo.runs import RunFolder
 from zoo.tasks.reasoning_ops import SweepConfig, collect, run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
-GRID = {"profile": "test", "tasks": ("reduce_max",), "datasets": ("one_hot",),
-        "networks": ("multiply_simple-1-linear", "dense-1-linear")}
-FLAGS = ["--profile", "test", "--tasks", "reduce_max", "--datasets", "one_hot",
-         "--networks", "multiply_simple-1-linear,dense-1-linear"]
-COMPARED = ["task", "dataset", "network_type", "network_depth", "network_activation",
-            "accuracy", "loss", "lr", "global_step", "diverged_lrs", "status"]
+GRID = {
+    "profile": "test",
+    "tasks": ("reduce_max",),
+    "datasets": ("one_hot",),
+    "networks": ("multiply_simple-1-linear", "dense-1-linear"),
+}
+FLAGS = [
+    "--profile",
+    "test",
+    "--tasks",
+    "reduce_max",
+    "--datasets",
+    "one_hot",
+    "--networks",
+    "multiply_simple-1-linear,dense-1-linear",
+]
+COMPARED = [
+    "task",
+    "dataset",
+    "network_type",
+    "network_depth",
+    "network_activation",
+    "accuracy",
+    "loss",
+    "lr",
+    "global_step",
+    "diverged_lrs",
+    "status",
+]
 
 
 def cli(run, *extra, crash_at=None, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     env.pop("ZOO_TEST_CRASH_AT", None)
     if crash_at:
         env["ZOO_TEST_CRASH_AT"] = crash_at
-    command = [sys.executable, "-m", "zoo.cli", "reasoning-ops", "run", "--run", str(run),
-               "--quiet", *FLAGS, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "zoo.cli",
+        "reasoning-ops",
+        "run",
+        "--run",
+        str(run),
+        "--quiet",
+        *FLAGS,
+        *extra,
+    ]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -72,10 +109,16 @@ def test_a_kill_inside_a_seeded_atomic_write_resumes_to_the_same_results(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash_at", ["experiment-finished:1", "experiment-finished:2",
-                                      "trial-recorded:1", "atomic-write-tmp:1",
-                                      *[f"atomic-write-tmp:{n}" for n in
-                                        random.Random(13).sample(range(2, 20), 3)]])
+@pytest.mark.parametrize(
+    "crash_at",
+    [
+        "experiment-finished:1",
+        "experiment-finished:2",
+        "trial-recorded:1",
+        "atomic-write-tmp:1",
+        *[f"atomic-write-tmp:{n}" for n in random.Random(13).sample(range(2, 20), 3)],
+    ],
+)
 def test_kills_at_seeded_instants_resume_to_the_same_results(tmp_path, reference, crash_at):
     run = tmp_path / "run"
     killed = cli(run, crash_at=crash_at)
@@ -94,17 +137,16 @@ def test_a_second_process_on_the_folder_exits_at_once(tmp_path):
         second = cli(run, timeout=120)
     assert second.returncode == 2
     errors = [line for line in second.stderr.splitlines() if line.startswith("zoo:")]
-    assert errors == [
-        f"zoo: error: --run {run} is in use by another process (pid {os.getpid()})."
-    ]
+    assert errors == [f"zoo: error: --run {run} is in use by another process (pid {os.getpid()})."]
     assert not (run / "sweep").exists()
 
 
 def test_another_tasks_folder_is_refused_by_run_and_report(tmp_path, capsys):
     run = tmp_path / "argmax-run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"task": "argmax", "versions": {},
-                                                 "config": {"episodes": 3}}))
+    (run / "config.json").write_text(
+        json.dumps({"task": "argmax", "versions": {}, "config": {"episodes": 3}})
+    )
     before = sorted(path.name for path in run.iterdir())
     assert main(["reasoning-ops", "run", "--run", str(run), *FLAGS]) == 2
     assert main(["reasoning-ops", "report", "--run", str(run)]) == 2
@@ -113,16 +155,20 @@ def test_another_tasks_folder_is_refused_by_run_and_report(tmp_path, capsys):
     assert sorted(path.name for path in run.iterdir() if path.name != ".lock") == before
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--profile", "quick"], "--profile: saved 'test', given 'quick'"),
-    (["--tasks", "dot"], "--tasks: saved reduce_max, given dot"),
-    (["--datasets", "random"], "--datasets: saved one_hot, given random"),
-    (["--networks", "dense-2-relu"], "--networks: saved multiply_simple-1-linear,dense-1-linear, "
-                                     "given dense-2-relu"),
-    (["--seed", "7"], "--seed: saved 0, given 7"),
-])
-def test_resume_with_other_settings_is_one_line_and_changes_nothing(tmp_path, capsys, flags,
-                                                                     named):
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--profile", "quick"], "--profile: saved 'test', given 'quick'"),
+        (["--tasks", "dot"], "--tasks: saved reduce_max, given dot"),
+        (["--datasets", "random"], "--datasets: saved one_hot, given random"),
+        (
+            ["--networks", "dense-2-relu"],
+            "--networks: saved multiply_simple-1-linear,dense-1-linear, given dense-2-relu",
+        ),
+        (["--seed", "7"], "--seed: saved 0, given 7"),
+    ],
+)
+def test_resume_with_other_settings_is_one_line_and_changes_nothing(tmp_path, capsys, flags, named):
     run = tmp_path / "run"
     with RunFolder.open(run, "reasoning-ops", SweepConfig(**GRID)):
         pass
@@ -158,8 +204,9 @@ def test_damaged_trial_files_are_named_by_report_and_run(tmp_path, reference, ca
     assert len(error.splitlines()) == 1 and str(trials[0]) in error
 
 
-@pytest.mark.parametrize("name", ["config.json", "metrics.json", "sweep/oracle.json",
-                                  "sweep/tuner0.json"])
+@pytest.mark.parametrize(
+    "name", ["config.json", "metrics.json", "sweep/oracle.json", "sweep/tuner0.json"]
+)
 def test_every_other_damaged_json_is_named(tmp_path, reference, capsys, name):
     run = tmp_path / "run"
     shutil.copytree(reference, run)
@@ -173,7 +220,7 @@ def test_every_other_damaged_json_is_named(tmp_path, reference, capsys, name):
 
 def test_a_damaged_results_csv_is_named(tmp_path, capsys):
     results_csv = tmp_path / "broken_results.csv"
-    results_csv.write_text("task,dataset\n\"unterminated,\n")
+    results_csv.write_text('task,dataset\n"unterminated,\n')
     assert main(["reasoning-ops", "report", "--results", str(results_csv)]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and str(results_csv) in error

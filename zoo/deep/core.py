@@ -60,12 +60,24 @@ def pack_record(head: dict, alpha: float, state: Optional[dict] = None) -> bytes
     """The stem, head, alpha and a JSON-ready `state` as the bytes a weights store commits."""
     arrays = [np.ascontiguousarray(head[name]) for name in HEAD_NAMES]
     inputs, width = arrays[0].shape
-    meta = json.dumps({"inputs": inputs, "width": width, "classes": int(arrays[2].shape[1]),
-                       "dtype": arrays[0].dtype.name, "alpha": alpha, "state": state or {}},
-                      allow_nan=False).encode()
+    meta = json.dumps(
+        {
+            "inputs": inputs,
+            "width": width,
+            "classes": int(arrays[2].shape[1]),
+            "dtype": arrays[0].dtype.name,
+            "alpha": alpha,
+            "state": state or {},
+        },
+        allow_nan=False,
+    ).encode()
     if len(meta) > RECORD_STATE_BYTES:
-        raise ValueError(f"the state to commit takes {len(meta)} bytes; at most {RECORD_STATE_BYTES}")
-    return RECORD_MAGIC + struct.pack("<I", len(meta)) + meta + b"".join(a.tobytes() for a in arrays)
+        raise ValueError(
+            f"the state to commit takes {len(meta)} bytes; at most {RECORD_STATE_BYTES}"
+        )
+    return (
+        RECORD_MAGIC + struct.pack("<I", len(meta)) + meta + b"".join(a.tobytes() for a in arrays)
+    )
 
 
 def unpack_record(record: bytes, source="weights record") -> tuple:
@@ -78,7 +90,12 @@ def unpack_record(record: bytes, source="weights record") -> tuple:
         meta = json.loads(record[start : start + length])
         inputs, width, classes = meta["inputs"], meta["width"], meta["classes"]
         dtype = np.dtype(meta["dtype"])
-        shapes = {"W_in": (inputs, width), "b_in": (width,), "W_out": (width, classes), "b_out": (classes,)}
+        shapes = {
+            "W_in": (inputs, width),
+            "b_in": (width,),
+            "W_out": (width, classes),
+            "b_out": (classes,),
+        }
         offset, head = start + length, {}
         for name in HEAD_NAMES:
             count = int(np.prod(shapes[name]))
@@ -119,16 +136,27 @@ class DeepNetwork:
     (1, TensorShape([5, 3]))
     """
 
-    def __init__(self, weights, chunk_layers: int, *, inputs: Optional[int] = None,
-                 classes: Optional[int] = None, alpha: Optional[float] = None, seed: int = 0,
-                 head: Optional[dict] = None, kernels: str = "auto"):
+    def __init__(
+        self,
+        weights,
+        chunk_layers: int,
+        *,
+        inputs: Optional[int] = None,
+        classes: Optional[int] = None,
+        alpha: Optional[float] = None,
+        seed: int = 0,
+        head: Optional[dict] = None,
+        kernels: str = "auto",
+    ):
         check_positive_int("chunk_layers", chunk_layers)
         self.weights = weights
         self.layers, self.width, self.dtype = weights.layers, weights.width, weights.dtype
         self.chunk_layers = min(chunk_layers, self.layers)
         self.state: dict = {}
         if head is None and getattr(weights, "record", b""):
-            head, saved_alpha, self.state = unpack_record(weights.record, getattr(weights, "path", "weights record"))
+            head, saved_alpha, self.state = unpack_record(
+                weights.record, getattr(weights, "path", "weights record")
+            )
             alpha = saved_alpha if alpha is None else alpha
         self.alpha = 1.0 / math.sqrt(self.layers) if alpha is None else float(alpha)
         if not (self.alpha > 0 and math.isfinite(self.alpha)):
@@ -136,23 +164,37 @@ class DeepNetwork:
         if head is None:
             if inputs is None or classes is None:
                 raise UsageError("`inputs` and `classes` are needed for a fresh stem and head.")
-            head = initial_head(check_positive_int("inputs", inputs), self.width,
-                                check_positive_int("classes", classes), seed, self.dtype)
+            head = initial_head(
+                check_positive_int("inputs", inputs),
+                self.width,
+                check_positive_int("classes", classes),
+                seed,
+                self.dtype,
+            )
         self.inputs, self.classes = int(head["W_in"].shape[0]), int(head["W_out"].shape[1])
-        for name, value in ((n, v) for n, v in (("inputs", inputs), ("classes", classes)) if v is not None):
+        for name, value in (
+            (n, v) for n, v in (("inputs", inputs), ("classes", classes)) if v is not None
+        ):
             if value != getattr(self, name):
-                raise UsageError(f"`{name}` is {value} but the stem and head have {getattr(self, name)}.")
+                raise UsageError(
+                    f"`{name}` is {value} but the stem and head have {getattr(self, name)}."
+                )
         if tuple(head["W_in"].shape) != (self.inputs, self.width):
             raise UsageError(f"the stem has width {head['W_in'].shape[1]}, the core {self.width}.")
         self.kernels = select_kernels(weights.activation, self.alpha, self.dtype, kernels)
         self.params = {
-            name: value if isinstance(value, tf.Variable) else tf.Variable(np.asarray(value, self.dtype), name=name)
+            name: value
+            if isinstance(value, tf.Variable)
+            else tf.Variable(np.asarray(value, self.dtype), name=name)
             for name, value in head.items()
         }
 
     @property
     def chunks(self) -> list:
-        return [(start, min(start + self.chunk_layers, self.layers)) for start in range(0, self.layers, self.chunk_layers)]
+        return [
+            (start, min(start + self.chunk_layers, self.layers))
+            for start in range(0, self.layers, self.chunk_layers)
+        ]
 
     def stem(self, x):
         return tf.tanh(tf.matmul(x, self.params["W_in"]) + self.params["b_in"])
@@ -166,10 +208,20 @@ class DeepNetwork:
 
     def record(self) -> bytes:
         """The stem, head, alpha and `state`, as committed with each step."""
-        return pack_record({name: variable.numpy() for name, variable in self.params.items()}, self.alpha, self.state)
+        return pack_record(
+            {name: variable.numpy() for name, variable in self.params.items()},
+            self.alpha,
+            self.state,
+        )
 
-    def train_step(self, x, y, layer_lr: float = 0.01, head_lr: float = 0.01,
-                   before_commit: Optional[Callable[[float, float], None]] = None) -> tuple:
+    def train_step(
+        self,
+        x,
+        y,
+        layer_lr: float = 0.01,
+        head_lr: float = 0.01,
+        before_commit: Optional[Callable[[float, float], None]] = None,
+    ) -> tuple:
         """One exact SGD step on the batch `(x, y)`; returns `(loss, accuracy)` before the update.
 
         With streamed weights the step is committed (core, stem and head together) before this
@@ -185,8 +237,12 @@ class DeepNetwork:
             h = self.kernels.forward(h, *self.weights.read(start, stop))
         logits = tf.matmul(h, self.params["W_out"]) + self.params["b_out"]
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32))
-        dlogits = (tf.nn.softmax(logits) - tf.one_hot(y, self.classes, dtype=self.dtype)) / tf.cast(tf.shape(x)[0], self.dtype)
+        accuracy = tf.reduce_mean(
+            tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.float32)
+        )
+        dlogits = (tf.nn.softmax(logits) - tf.one_hot(y, self.classes, dtype=self.dtype)) / tf.cast(
+            tf.shape(x)[0], self.dtype
+        )
         g = tf.matmul(dlogits, self.params["W_out"], transpose_b=True)
         self.params["W_out"].assign_sub(head_lr * tf.matmul(h, dlogits, transpose_a=True))
         self.params["b_out"].assign_sub(head_lr * tf.reduce_sum(dlogits, 0))
@@ -210,13 +266,17 @@ class DeepNetwork:
         `target` (the copy that is not current; see `zoo.deep.storage`)."""
         self.weights.save(target, self.record())
 
-    def evaluate(self, x, y, batch_size: int = 256, progress: Optional[Callable[[int], None]] = None) -> tuple:
+    def evaluate(
+        self, x, y, batch_size: int = 256, progress: Optional[Callable[[int], None]] = None
+    ) -> tuple:
         """Mean cross-entropy and accuracy over `(x, y)` in batches."""
         total_loss = correct = 0.0
         for start in range(0, len(x), batch_size):
             logits = self.logits(x[start : start + batch_size])
             labels = y[start : start + batch_size]
-            total_loss += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+            total_loss += float(
+                tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            )
             correct += float(np.sum(np.argmax(logits.numpy(), 1) == labels))
             if progress is not None:
                 progress(len(labels))

@@ -51,7 +51,11 @@ def _relu_grad(z):
 
 def activation_and_derivative(name):
     """`(act, act')` for a core activation name."""
-    table = {"softsign": (_softsign, _softsign_grad), "tanh": (tf.tanh, _tanh_grad), "relu": (tf.nn.relu, _relu_grad)}
+    table = {
+        "softsign": (_softsign, _softsign_grad),
+        "tanh": (tf.tanh, _tanh_grad),
+        "relu": (tf.nn.relu, _relu_grad),
+    }
     if name not in table:
         raise ValueError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {name!r}.")
     return table[name]
@@ -118,7 +122,9 @@ class ChunkKernels:
         def recompute(i, h, inputs):
             return i + 1, self._layer(h, W[i], b[i]), inputs.write(i, h)
 
-        _, _, inputs = tf.while_loop(lambda i, *_: i < layers, recompute, (tf.constant(0), h_start, inputs))
+        _, _, inputs = tf.while_loop(
+            lambda i, *_: i < layers, recompute, (tf.constant(0), h_start, inputs)
+        )
         out_W = tf.TensorArray(W.dtype, size=layers, element_shape=W.shape[1:])
         out_b = tf.TensorArray(b.dtype, size=layers, element_shape=b.shape[1:])
 
@@ -126,9 +132,16 @@ class ChunkKernels:
             h = inputs.read(i)
             dz = self.alpha * g * self._act_grad(_matmul(h, W[i]) + b[i])
             new_W, new_b = update(i, _outer_sum(h, dz), tf.reduce_sum(dz, 0))
-            return i - 1, g + _matmul_transposed(dz, W[i]), out_W.write(i, new_W), out_b.write(i, new_b)
+            return (
+                i - 1,
+                g + _matmul_transposed(dz, W[i]),
+                out_W.write(i, new_W),
+                out_b.write(i, new_b),
+            )
 
-        _, g, out_W, out_b = tf.while_loop(lambda i, *_: i >= 0, reverse, (layers - 1, g_end, out_W, out_b))
+        _, g, out_W, out_b = tf.while_loop(
+            lambda i, *_: i >= 0, reverse, (layers - 1, g_end, out_W, out_b)
+        )
         return g, out_W.stack(), out_b.stack()
 
     def _backward(self, h_start, g_end, W, b):
@@ -136,7 +149,9 @@ class ChunkKernels:
 
     def _backward_sgd(self, h_start, g_end, W, b, lr):
         lr = tf.cast(lr, W.dtype)
-        return self._reverse(h_start, g_end, W, b, lambda i, dW, db: (W[i] - lr * dW, b[i] - lr * db))
+        return self._reverse(
+            h_start, g_end, W, b, lambda i, dW, db: (W[i] - lr * dW, b[i] - lr * db)
+        )
 
 
 KERNEL_CHOICES = ("auto", "native", "xla")
@@ -181,7 +196,9 @@ class NativeChunkKernels:
         activation_and_derivative(activation)
         self.activation = activation
         self.alpha = float(alpha)
-        self.threads = native.default_threads() if threads is None else check_positive_int("threads", threads)
+        self.threads = (
+            native.default_threads() if threads is None else check_positive_int("threads", threads)
+        )
         self._ops = native.load()
 
     def _inputs(self, *tensors):
@@ -193,22 +210,37 @@ class NativeChunkKernels:
         """The chunk's output `h` after the layers of `W` `(n, w, w)` and `b` `(n, w)`."""
         with tf.device("/CPU:0"):
             (h, W, b), alpha = self._inputs(h, W, b)
-            return self._ops.zoo_deep_chunk_forward(h, W, b, alpha, activation=self.activation, threads=self.threads)
+            return self._ops.zoo_deep_chunk_forward(
+                h, W, b, alpha, activation=self.activation, threads=self.threads
+            )
 
     def backward(self, h_start, g_end, W, b):
         """`(g_start, dW, db)` from the chunk's input `h_start` and output gradient `g_end`."""
         with tf.device("/CPU:0"):
             (h_start, g_end, W, b), alpha = self._inputs(h_start, g_end, W, b)
-            return tuple(self._ops.zoo_deep_chunk_backward(
-                h_start, g_end, W, b, alpha, activation=self.activation, threads=self.threads))
+            return tuple(
+                self._ops.zoo_deep_chunk_backward(
+                    h_start, g_end, W, b, alpha, activation=self.activation, threads=self.threads
+                )
+            )
 
     def backward_sgd(self, h_start, g_end, W, b, lr):
         """`(g_start, W - lr dW, b - lr db)`, each layer's gradient with its pre-update weights."""
         with tf.device("/CPU:0"):
             (h_start, g_end, W, b), alpha = self._inputs(h_start, g_end, W, b)
             lr = tf.cast(lr, W.dtype)
-            return tuple(self._ops.zoo_deep_chunk_backward_sgd(
-                h_start, g_end, W, b, alpha, lr, activation=self.activation, threads=self.threads))
+            return tuple(
+                self._ops.zoo_deep_chunk_backward_sgd(
+                    h_start,
+                    g_end,
+                    W,
+                    b,
+                    alpha,
+                    lr,
+                    activation=self.activation,
+                    threads=self.threads,
+                )
+            )
 
 
 _warned = set()
@@ -218,11 +250,15 @@ def _fall_back(activation, alpha, reason):
     """The XLA kernels, with one warning line per reason and process."""
     if reason not in _warned:
         _warned.add(reason)
-        warnings.warn(f"deep core: using the XLA kernels: {reason}", NativeKernelsWarning, stacklevel=3)
+        warnings.warn(
+            f"deep core: using the XLA kernels: {reason}", NativeKernelsWarning, stacklevel=3
+        )
     return ChunkKernels(activation, alpha)
 
 
-def select_kernels(activation: str, alpha: float, dtype, kernels: str = "auto", threads: Optional[int] = None):
+def select_kernels(
+    activation: str, alpha: float, dtype, kernels: str = "auto", threads: Optional[int] = None
+):
     """The chunk kernels for `kernels` in {"auto", "native", "xla"}; `.kind` says which ran.
 
     "auto" picks the native CPU ops when no GPU is visible and they build here, else the XLA
@@ -257,7 +293,9 @@ def select_kernels(activation: str, alpha: float, dtype, kernels: str = "auto", 
     dtype = tf.as_dtype(dtype)
     if dtype not in NATIVE_DTYPES:
         if kernels == "native":
-            raise UsageError(f"`kernels`='native' takes float32 or float64 weights, got {dtype.name}.")
+            raise UsageError(
+                f"`kernels`='native' takes float32 or float64 weights, got {dtype.name}."
+            )
         return ChunkKernels(activation, alpha)
     if kernels == "auto" and tf.config.list_physical_devices("GPU"):
         return ChunkKernels(activation, alpha)

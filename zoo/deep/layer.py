@@ -36,12 +36,16 @@ class DeepResidualCore(keras.layers.Layer):
         Andrewp2/deep_net (seed `003`).
     """
 
-    def __init__(self, layers, activation="softsign", alpha=None, chunk_layers=1000, kernels="auto", **kwargs):
+    def __init__(
+        self, layers, activation="softsign", alpha=None, chunk_layers=1000, kernels="auto", **kwargs
+    ):
         super().__init__(**kwargs)
         check_positive_int("layers", layers)
         check_positive_int("chunk_layers", chunk_layers)
         if activation not in ACTIVATIONS:
-            raise UsageError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
+            raise UsageError(
+                f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}."
+            )
         if alpha is not None and alpha <= 0:
             raise UsageError(f"`alpha` must be > 0, got {alpha!r}.")
         if kernels not in KERNELS:
@@ -68,7 +72,11 @@ class DeepResidualCore(keras.layers.Layer):
 
     def build(self, input_shape):
         width = input_shape[-1]
-        self.kernel = self.add_weight(shape=(self.layers, width, width), initializer=keras.initializers.RandomUniform(-0.001, 0.001), name="kernel")
+        self.kernel = self.add_weight(
+            shape=(self.layers, width, width),
+            initializer=keras.initializers.RandomUniform(-0.001, 0.001),
+            name="kernel",
+        )
         self.bias = self.add_weight(shape=(self.layers, width), initializer="zeros", name="bias")
 
     @property
@@ -105,6 +113,13 @@ class DeepResidualCore(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"layers": self.layers, "activation": self.activation, "alpha": self.alpha, "chunk_layers": self.chunk_layers,
-                       "kernels": self.kernels_kind})
+        config.update(
+            {
+                "layers": self.layers,
+                "activation": self.activation,
+                "alpha": self.alpha,
+                "chunk_layers": self.chunk_layers,
+                "kernels": self.kernels_kind,
+            }
+        )
         return config

@@ -82,8 +82,9 @@ def _uniform01(seed, first, count):
     return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def init_layers(layers: int, width: int, seed: int, dtype=np.float32, start: int = 0,
-                stop: Optional[int] = None):
+def init_layers(
+    layers: int, width: int, seed: int, dtype=np.float32, start: int = 0, stop: Optional[int] = None
+):
     """The seed's core init for layers `[start, stop)`: W ~ U(-0.001, 0.001), b = 0.
 
     Each weight depends only on `(seed, its position)`, so the file can be filled
@@ -97,7 +98,9 @@ def init_layers(layers: int, width: int, seed: int, dtype=np.float32, start: int
 
 def _check_activation(activation):
     if activation not in ACTIVATIONS:
-        raise UsageError(f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}.")
+        raise UsageError(
+            f"`activation` must be one of {', '.join(ACTIVATIONS)}, got {activation!r}."
+        )
 
 
 def _gpu_visible():
@@ -150,8 +153,9 @@ class InMemoryWeights:
         piece_layers: on a GPU, layers per variable pair (default: one pair for all).
     """
 
-    def __init__(self, W, b, activation: str = "softsign", steps: int = 0,
-                 piece_layers: Optional[int] = None):
+    def __init__(
+        self, W, b, activation: str = "softsign", steps: int = 0, piece_layers: Optional[int] = None
+    ):
         _check_activation(activation)
         self.layers, self.width = int(W.shape[0]), int(W.shape[1])
         self.dtype = np.dtype(getattr(W.dtype, "as_numpy_dtype", W.dtype))
@@ -160,9 +164,12 @@ class InMemoryWeights:
         if _gpu_visible():
             piece_layers = piece_layers or self.layers
             self._pieces = [
-                (start, min(start + piece_layers, self.layers),
-                 tf.Variable(W[start : start + piece_layers], trainable=False),
-                 tf.Variable(b[start : start + piece_layers], trainable=False))
+                (
+                    start,
+                    min(start + piece_layers, self.layers),
+                    tf.Variable(W[start : start + piece_layers], trainable=False),
+                    tf.Variable(b[start : start + piece_layers], trainable=False),
+                )
                 for start in range(0, self.layers, piece_layers)
             ]
         else:
@@ -179,8 +186,15 @@ class InMemoryWeights:
         return weights
 
     @classmethod
-    def create(cls, layers: int, width: int, activation: str = "softsign", seed: int = 0,
-               dtype=np.float32, piece_layers: Optional[int] = None):
+    def create(
+        cls,
+        layers: int,
+        width: int,
+        activation: str = "softsign",
+        seed: int = 0,
+        dtype=np.float32,
+        piece_layers: Optional[int] = None,
+    ):
         W, b = init_layers(layers, width, seed, dtype)
         return cls(W, b, activation, piece_layers=piece_layers)
 
@@ -190,22 +204,31 @@ class InMemoryWeights:
         time (no full-size temporary), with its step count and extra record."""
         shape = (weights.layers, weights.width)
         if _gpu_visible():
-            memory = cls(np.zeros((1, weights.width, weights.width), weights.dtype),
-                         np.zeros((1, weights.width), weights.dtype), weights.activation)
+            memory = cls(
+                np.zeros((1, weights.width, weights.width), weights.dtype),
+                np.zeros((1, weights.width), weights.dtype),
+                weights.activation,
+            )
             memory._pieces = []
         else:
-            memory = cls(aligned_empty((*shape, weights.width), weights.dtype),
-                         aligned_empty(shape, weights.dtype), weights.activation)
+            memory = cls(
+                aligned_empty((*shape, weights.width), weights.dtype),
+                aligned_empty(shape, weights.dtype),
+                weights.activation,
+            )
         memory.layers = weights.layers
         memory.steps, memory.record = weights.steps, weights.record
         for start in range(0, weights.layers, piece_layers):
             stop = min(weights.layers, start + piece_layers)
             if memory._arrays is not None:
-                weights.load_into(start, memory._arrays[0][start:stop], memory._arrays[1][start:stop])
+                weights.load_into(
+                    start, memory._arrays[0][start:stop], memory._arrays[1][start:stop]
+                )
             else:
                 W, b = weights.load(start, stop)
-                memory._pieces.append((start, stop, tf.Variable(W, trainable=False),
-                                       tf.Variable(b, trainable=False)))
+                memory._pieces.append(
+                    (start, stop, tf.Variable(W, trainable=False), tf.Variable(b, trainable=False))
+                )
         return memory
 
     @property
@@ -225,7 +248,11 @@ class InMemoryWeights:
         """`(start, W, b)` NumPy pieces of the core, for saving."""
         if self._arrays is not None:
             for start in range(0, self.layers, piece_layers):
-                yield start, self._arrays[0][start : start + piece_layers], self._arrays[1][start : start + piece_layers]
+                yield (
+                    start,
+                    self._arrays[0][start : start + piece_layers],
+                    self._arrays[1][start : start + piece_layers],
+                )
             return
         for start, _, W, b in self._pieces:
             yield start, W.numpy(), b.numpy()
@@ -235,10 +262,16 @@ class InMemoryWeights:
             # Slices of aligned arrays: TensorFlow wraps them without a copy (`write` overwrites
             # them only after the kernels that read them have returned).
             return as_tensor(self._arrays[0][start:stop]), as_tensor(self._arrays[1][start:stop])
-        parts = [(max(start, lo) - lo, min(stop, hi) - lo, W, b) for lo, hi, W, b in self._pieces if lo < stop and hi > start]
+        parts = [
+            (max(start, lo) - lo, min(stop, hi) - lo, W, b)
+            for lo, hi, W, b in self._pieces
+            if lo < stop and hi > start
+        ]
         if len(parts) == 1 and parts[0][0] == 0 and parts[0][1] == int(parts[0][2].shape[0]):
             return tf.convert_to_tensor(parts[0][2]), tf.convert_to_tensor(parts[0][3])
-        return tf.concat([W[a:z] for a, z, W, _ in parts], 0), tf.concat([b[a:z] for a, z, _, b in parts], 0)
+        return tf.concat([W[a:z] for a, z, W, _ in parts], 0), tf.concat(
+            [b[a:z] for a, z, _, b in parts], 0
+        )
 
     def write(self, start: int, W, b) -> None:
         stop = start + int(W.shape[0])
@@ -265,8 +298,9 @@ class InMemoryWeights:
         self.steps += 1
         self.record = record
 
-    def save(self, target: "FileWeights", record: Optional[bytes] = None,
-             piece_layers: int = 1_000_000) -> None:
+    def save(
+        self, target: "FileWeights", record: Optional[bytes] = None, piece_layers: int = 1_000_000
+    ) -> None:
         """Commits the core, its step count and `record` into the weights file `target`: all
         of it goes to the copy that is not current, then the commit record flips (see the
         module docstring), so the last good copy is never overwritten in place."""
@@ -296,7 +330,9 @@ class FileWeights:
         try:
             self._fd = os.open(self.path, os.O_RDWR if self.writable else os.O_RDONLY)
         except FileNotFoundError:
-            raise CorruptFileError(self.path, "missing; `zoo deep init` or `zoo deep train` creates it") from None
+            raise CorruptFileError(
+                self.path, "missing; `zoo deep init` or `zoo deep train` creates it"
+            ) from None
         except IsADirectoryError:
             raise CorruptFileError(self.path, "is a directory, not a weights file") from None
         try:
@@ -310,20 +346,41 @@ class FileWeights:
         header = os.pread(self._fd, DATA_OFFSET, 0)
         if len(header) < DATA_OFFSET:
             raise CorruptFileError(self.path, "too short to be a zoo deep-core weights file")
-        magic, version, width, layers, dtype_code, activation_code, extra_capacity = HEADER.unpack_from(header)
+        magic, version, width, layers, dtype_code, activation_code, extra_capacity = (
+            HEADER.unpack_from(header)
+        )
         if magic != MAGIC:
             raise CorruptFileError(self.path, "not a zoo deep-core weights file (bad magic)")
         if version != VERSION:
-            raise CorruptFileError(self.path, f"weights file version {version}; this zoo reads {VERSION} "
-                                              "(re-create it with `zoo deep init`)")
-        if dtype_code not in DTYPES or not 1 <= activation_code <= len(ACTIVATIONS) or width < 1 or layers < 1:
+            raise CorruptFileError(
+                self.path,
+                f"weights file version {version}; this zoo reads {VERSION} "
+                "(re-create it with `zoo deep init`)",
+            )
+        if (
+            dtype_code not in DTYPES
+            or not 1 <= activation_code <= len(ACTIVATIONS)
+            or width < 1
+            or layers < 1
+        ):
             raise CorruptFileError(self.path, "corrupt header")
-        self._set_shape(width, layers, np.dtype(DTYPES[dtype_code]), ACTIVATIONS[activation_code - 1], extra_capacity)
+        self._set_shape(
+            width,
+            layers,
+            np.dtype(DTYPES[dtype_code]),
+            ACTIVATIONS[activation_code - 1],
+            extra_capacity,
+        )
         size = os.fstat(self._fd).st_size
         if size != self._file_size:
-            raise CorruptFileError(self.path, f"holds {size} bytes; {layers} layers of width {width} "
-                                              f"need {self._file_size} (truncated or not this file)")
-        slots = [self._parse_slot(header[offset : offset + SLOT.size + 4]) for offset in SLOT_OFFSETS]
+            raise CorruptFileError(
+                self.path,
+                f"holds {size} bytes; {layers} layers of width {width} "
+                f"need {self._file_size} (truncated or not this file)",
+            )
+        slots = [
+            self._parse_slot(header[offset : offset + SLOT.size + 4]) for offset in SLOT_OFFSETS
+        ]
         valid = [(slot[0], index) for index, slot in enumerate(slots) if slot is not None]
         if not valid:
             raise CorruptFileError(self.path, "no valid commit record (both slots corrupt)")
@@ -354,9 +411,20 @@ class FileWeights:
         self._file_size = DATA_OFFSET + 2 * self._copy_bytes
 
     @classmethod
-    def create(cls, path, layers: int, width: int, activation: str = "softsign", seed: int = 0,
-               dtype=np.float32, chunk_layers: int = 100_000, fill: bool = True, progress=None,
-               extra_capacity: int = 0, record: bytes = b""):
+    def create(
+        cls,
+        path,
+        layers: int,
+        width: int,
+        activation: str = "softsign",
+        seed: int = 0,
+        dtype=np.float32,
+        chunk_layers: int = 100_000,
+        fill: bool = True,
+        progress=None,
+        extra_capacity: int = 0,
+        record: bytes = b"",
+    ):
         """A new weights file with the seed's init (`fill=False`: zeros), committed at step 0
         with `record`. It is written under a temporary name and renamed into place once
         complete, so an interrupted `create` leaves no file behind.
@@ -384,14 +452,33 @@ class FileWeights:
         weights._set_shape(width, layers, dtype, activation, max(extra_capacity, len(record)))
         weights._fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.pwrite(weights._fd, HEADER.pack(MAGIC, VERSION, width, layers, DTYPE_CODES[dtype],
-                                               ACTIVATIONS.index(activation) + 1, weights.extra_capacity), 0)
+            os.pwrite(
+                weights._fd,
+                HEADER.pack(
+                    MAGIC,
+                    VERSION,
+                    width,
+                    layers,
+                    DTYPE_CODES[dtype],
+                    ACTIVATIONS.index(activation) + 1,
+                    weights.extra_capacity,
+                ),
+                0,
+            )
             os.ftruncate(weights._fd, weights._file_size)
-            weights.sequence, weights.current, weights._slot, weights.steps, weights.record = 0, 1, 1, 0, b""
+            weights.sequence, weights.current, weights._slot, weights.steps, weights.record = (
+                0,
+                1,
+                1,
+                0,
+                b"",
+            )
             if fill:
                 for start in range(0, layers, chunk_layers):
                     stop = min(layers, start + chunk_layers)
-                    weights.store(start, *init_layers(layers, width, seed, dtype, start, stop), copy=0)
+                    weights.store(
+                        start, *init_layers(layers, width, seed, dtype, start, stop), copy=0
+                    )
                     if progress is not None:
                         progress(stop - start)
             weights.commit(0, record)
@@ -422,10 +509,19 @@ class FileWeights:
         return 1 - self.current
 
     def _W_offset(self, copy, layer):
-        return DATA_OFFSET + copy * self._copy_bytes + layer * self.width * self.width * self.dtype.itemsize
+        return (
+            DATA_OFFSET
+            + copy * self._copy_bytes
+            + layer * self.width * self.width * self.dtype.itemsize
+        )
 
     def _b_offset(self, copy, layer):
-        return DATA_OFFSET + copy * self._copy_bytes + self._W_bytes + layer * self.width * self.dtype.itemsize
+        return (
+            DATA_OFFSET
+            + copy * self._copy_bytes
+            + self._W_bytes
+            + layer * self.width * self.dtype.itemsize
+        )
 
     def _extra_offset(self, copy):
         return DATA_OFFSET + copy * self._copy_bytes + self._W_bytes + self._b_bytes
@@ -434,11 +530,16 @@ class FileWeights:
         mine = (self.layers, self.width, self.dtype, self.activation)
         theirs = (other.layers, other.width, other.dtype, other.activation)
         if mine != theirs:
-            raise UsageError(f"`weights` {self.path} holds (layers, width, dtype, activation) {mine}, not {theirs}.")
+            raise UsageError(
+                f"`weights` {self.path} holds (layers, width, dtype, activation) {mine}, "
+                f"not {theirs}."
+            )
 
     # --- chunk I/O ------------------------------------------------------------------------
 
-    def load_into(self, start: int, W: np.ndarray, b: np.ndarray, copy: Optional[int] = None) -> None:
+    def load_into(
+        self, start: int, W: np.ndarray, b: np.ndarray, copy: Optional[int] = None
+    ) -> None:
         """Reads layers `[start, start + len(W))` of `copy` (default: the current one) into the
         contiguous arrays `W` and `b`."""
         copy = self.current if copy is None else copy
@@ -472,17 +573,27 @@ class FileWeights:
         """Makes the spare copy, holding `steps` steps and `record`, the committed one: syncs
         its bytes, then writes and syncs the older commit slot (the commit point)."""
         if len(record) > self.extra_capacity:
-            raise ValueError(f"record of {len(record)} bytes exceeds the file's {self.extra_capacity}")
+            raise ValueError(
+                f"record of {len(record)} bytes exceeds the file's {self.extra_capacity}"
+            )
         copy = self.spare
         if record:
             os.pwrite(self._fd, record, self._extra_offset(copy))
         os.fdatasync(self._fd)
         crash_point("deep-before-commit")
         slot = 1 - self._slot
-        fields = SLOT.pack(SLOT_MAGIC, self.sequence + 1, copy, steps, len(record), zlib.crc32(record))
+        fields = SLOT.pack(
+            SLOT_MAGIC, self.sequence + 1, copy, steps, len(record), zlib.crc32(record)
+        )
         os.pwrite(self._fd, fields + struct.pack("<I", zlib.crc32(fields)), SLOT_OFFSETS[slot])
         os.fdatasync(self._fd)
-        self.sequence, self.current, self._slot, self.steps, self.record = self.sequence + 1, copy, slot, steps, record
+        self.sequence, self.current, self._slot, self.steps, self.record = (
+            self.sequence + 1,
+            copy,
+            slot,
+            steps,
+            record,
+        )
         crash_point("deep-after-commit")
 
     # --- the step protocol (DeepNetwork) --------------------------------------------------

@@ -34,8 +34,16 @@ from zoo.errors import ZooError
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("deep_core_ops.cc", "deep_core_kernels.h")
-FLAGS = ("-O3", "-march=native", "-std=c++17", "-shared", "-fPIC", "-fopenmp-simd", "-pthread",
-         "-Wno-deprecated-declarations")
+FLAGS = (
+    "-O3",
+    "-march=native",
+    "-std=c++17",
+    "-shared",
+    "-fPIC",
+    "-fopenmp-simd",
+    "-pthread",
+    "-Wno-deprecated-declarations",
+)
 COMPILERS = ("g++", "c++", "clang++")
 
 
@@ -76,7 +84,9 @@ def compiler() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise NativeBuildError(f"no C++ compiler: none of {', '.join(COMPILERS)} is on the PATH (set CXX)")
+    raise NativeBuildError(
+        f"no C++ compiler: none of {', '.join(COMPILERS)} is on the PATH (set CXX)"
+    )
 
 
 def cpu_signature() -> str:
@@ -158,17 +168,29 @@ def build(cache_dir: Optional[Path] = None) -> Build:
             return Build(library, False, log)
         cxx = compiler()
         _, compile_flags, link_flags = _tensorflow_flags()
-        handle, temporary = tempfile.mkstemp(dir=library.parent, prefix=library.name + ".", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(
+            dir=library.parent, prefix=library.name + ".", suffix=".tmp"
+        )
         os.close(handle)
-        command = [cxx, *FLAGS, str(SOURCE_DIR / SOURCES[0]), "-o", temporary, *compile_flags, *link_flags]
+        command = [
+            cxx,
+            *FLAGS,
+            str(SOURCE_DIR / SOURCES[0]),
+            "-o",
+            temporary,
+            *compile_flags,
+            *link_flags,
+        ]
         try:
             with open(log, "w") as out:
                 out.write(" ".join(command) + "\n")
                 out.flush()
                 result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False)
             if result.returncode != 0:
-                raise NativeBuildError(f"the native deep-core ops did not compile ({Path(cxx).name} exited "
-                                       f"{result.returncode}); build log: {log}")
+                raise NativeBuildError(
+                    f"the native deep-core ops did not compile ({Path(cxx).name} exited "
+                    f"{result.returncode}); build log: {log}"
+                )
             checksum = library.with_name(library.name + ".sha256")
             checksum_temporary = checksum.with_name(checksum.name + ".tmp")
             checksum_temporary.write_text(_file_digest(Path(temporary)) + "\n")
@@ -197,8 +219,12 @@ def load(cache_dir: Optional[Path] = None):
         try:
             _LOADED[key] = tf.load_op_library(str(library))
         except Exception as error:  # TensorFlow raises NotFoundError (dlopen) and others
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise NativeBuildError(f"the native deep-core ops in {library} did not load: {first_line}") from error
+            first_line = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            raise NativeBuildError(
+                f"the native deep-core ops in {library} did not load: {first_line}"
+            ) from error
     return _LOADED[key]
 
 
