@@ -1,6 +1,7 @@
 """Increasing batch size vs learning-rate decay, with plots (seed 002, Smith et al. 2017).
 
-    python examples/ibs_vs_lrd.py            # the seed's comparison: CIFAR-10, lrd vs ibs, 150 epochs
+    python examples/ibs_vs_lrd.py            # the seed's comparison: CIFAR-10, lrd vs ibs,
+                                             # 150 epochs
     python examples/ibs_vs_lrd.py --quick    # a first look: MNIST, lrd vs ibs-equivalent, 30 epochs
     python examples/ibs_vs_lrd.py --quick --run runs/ibs-vs-lrd/quick --schedules \\
         lrd,ibs-equivalent,ibs,hybrid        # adds the other two schedules to that run

@@ -73,5 +73,6 @@ def _mosaic(rows, shown: int) -> np.ndarray:
         for row, pictures in enumerate(rows):
             for column in range(shown):
                 y, x = top + row * (tile + gap), left + column * (tile + gap)
-                mosaic[y : y + tile, x : x + tile] = pictures[digit * shown + column].reshape(28, 28)
+                picture = pictures[digit * shown + column]
+                mosaic[y : y + tile, x : x + tile] = picture.reshape(28, 28)
     return mosaic
