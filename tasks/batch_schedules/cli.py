@@ -18,14 +18,19 @@ def register(subparsers) -> None:
         help="train the schedules (resumes an interrupted run; --epochs and --schedules may "
         "extend a run), then write the summary and plot",
     )
-    run.add_argument("--run", default=None,
-                     help="the run folder (default: runs/ibs-vs-lrd/<UTC time>)")
+    run.add_argument(
+        "--run", default=None, help="the run folder (default: runs/ibs-vs-lrd/<UTC time>)"
+    )
     run.add_argument("--quiet", action="store_true", help="no Keras progress bars")
-    run.add_argument("--data-dir", default=None,
-                     help="tfds data folder (default: $ZOO_TFDS_DIR or tfds's own)")
-    run.add_argument("--manual-dir", default=None,
-                     help="folder with the dataset's original files, to prepare it offline "
-                     "(default for mnist: $ZOO_MNIST_DIR)")
+    run.add_argument(
+        "--data-dir", default=None, help="tfds data folder (default: $ZOO_TFDS_DIR or tfds's own)"
+    )
+    run.add_argument(
+        "--manual-dir",
+        default=None,
+        help="folder with the dataset's original files, to prepare it offline "
+        "(default for mnist: $ZOO_MNIST_DIR)",
+    )
     add_config_arguments(run, ScheduleConfig)
     run.set_defaults(handler=_run)
 
@@ -66,8 +71,14 @@ def _run(args) -> int:
     import_tensorflow(verbose=getattr(args, "verbose", False))
     from .train import run_schedules
 
-    run_schedules(config, args.run, given=given, data_dir=args.data_dir,
-                  manual_dir=args.manual_dir, verbose=0 if args.quiet else 2)
+    run_schedules(
+        config,
+        args.run,
+        given=given,
+        data_dir=args.data_dir,
+        manual_dir=args.manual_dir,
+        verbose=0 if args.quiet else 2,
+    )
     return 0
 
 

@@ -73,11 +73,13 @@ class ScheduleConfig:
         self.learning_rate = check_float(
             "--learning-rate", self.learning_rate, low=0.0, low_inclusive=False
         )
-        self.lr_decay = check_float("--lr-decay", self.lr_decay, low=0.0, high=1.0,
-                                    low_inclusive=False)
+        self.lr_decay = check_float(
+            "--lr-decay", self.lr_decay, low=0.0, high=1.0, low_inclusive=False
+        )
         self.ibs_growth = check_float("--ibs-growth", self.ibs_growth, low=1.0, high=100.0)
-        self.holdout = check_float("--holdout", self.holdout, low=0.0, high=1.0,
-                                   high_inclusive=False)
+        self.holdout = check_float(
+            "--holdout", self.holdout, low=0.0, high=1.0, high_inclusive=False
+        )
         self.train_limit = check_non_negative_int("--train-limit", self.train_limit)
         self.seed = check_non_negative_int("--seed", self.seed)
         if self.seed >= 2**32:

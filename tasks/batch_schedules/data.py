@@ -38,8 +38,9 @@ def resolve_dirs(name: str, data_dir: Optional[str], manual_dir: Optional[str]):
     return data_dir, manual_dir
 
 
-def require_prepared(name: str, data_dir: Optional[str] = None,
-                     manual_dir: Optional[str] = None) -> None:
+def require_prepared(
+    name: str, data_dir: Optional[str] = None, manual_dir: Optional[str] = None
+) -> None:
     """Returns if `name` is prepared in `data_dir`, or `manual_dir` holds every original file
     tfds needs to prepare it offline; else raises `UsageError` saying how to prepare it.
 
@@ -73,8 +74,14 @@ def require_prepared(name: str, data_dir: Optional[str] = None,
     )
 
 
-def load_split_data(dataset: str, holdout: float = 0.1, seed: int = 0, train_limit: int = 0,
-                    data_dir: Optional[str] = None, manual_dir: Optional[str] = None):
+def load_split_data(
+    dataset: str,
+    holdout: float = 0.1,
+    seed: int = 0,
+    train_limit: int = 0,
+    data_dir: Optional[str] = None,
+    manual_dir: Optional[str] = None,
+):
     """`((train_x, train_y), (held_x, held_y), (test_x, test_y))`: the training set less a
     seeded `holdout` fraction (as the seed), the held-out part, the full test set; pixels
     in [0, 1]. `train_limit > 0` keeps that many training examples."""
@@ -82,8 +89,9 @@ def load_split_data(dataset: str, holdout: float = 0.1, seed: int = 0, train_lim
 
     data_dir, manual_dir = resolve_dirs(dataset, data_dir, manual_dir)
     x, y = load_images(dataset, "train", as_numpy=True, data_dir=data_dir, manual_dir=manual_dir)
-    test_x, test_y = load_images(dataset, "test", as_numpy=True, data_dir=data_dir,
-                                 manual_dir=manual_dir)
+    test_x, test_y = load_images(
+        dataset, "test", as_numpy=True, data_dir=data_dir, manual_dir=manual_dir
+    )
     order = np.random.default_rng(seed).permutation(len(x))
     held = int(round(holdout * len(x)))
     train_rows, held_rows = order[held:], order[:held]

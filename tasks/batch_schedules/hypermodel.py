@@ -43,9 +43,16 @@ class SimpleCNNHyperModel(_HyperModel):
     ('SimpleCNN', 'SGD')
     """
 
-    def __init__(self, input_shape, classes: int = 10, schedules=SCHEDULES,
-                 batch_sizes=(64, 128, 256), lr_decays=(0.8, 0.9), learning_rate=(0.01, 0.3),
-                 seed: int = 0):
+    def __init__(
+        self,
+        input_shape,
+        classes: int = 10,
+        schedules=SCHEDULES,
+        batch_sizes=(64, 128, 256),
+        lr_decays=(0.8, 0.9),
+        learning_rate=(0.01, 0.3),
+        seed: int = 0,
+    ):
         if keras_tuner is None:
             raise ImportError(
                 "SimpleCNNHyperModel needs keras-tuner: pip install 'experiment-zoo[tuner]'."
@@ -86,5 +93,6 @@ class SimpleCNNHyperModel(_HyperModel):
             lr_decay=hp.Choice("lr_decay", list(self.lr_decays)),
         )
         batches = ibs.dataset(x, y, seed=self.seed)
-        return model.fit(batches, shuffle=False,
-                         callbacks=[ibs, lr_schedule, *(callbacks or [])], **kwargs)
+        return model.fit(
+            batches, shuffle=False, callbacks=[ibs, lr_schedule, *(callbacks or [])], **kwargs
+        )

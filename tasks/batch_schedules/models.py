@@ -38,14 +38,32 @@ class SimpleCNN(keras.Model):
         self.conv3_activation = conv3_activation
         self.classes = check_positive_int("classes", classes)
         common = {"kernel_initializer": "glorot_normal", "dtype": self.dtype_policy}
-        self.conv1 = keras.layers.Conv2D(32, 3, strides=2, padding="valid", activation="relu",
-                                         use_bias=False, name="conv1", **common)
-        self.conv2 = keras.layers.Conv2D(32, 3, strides=2, padding="valid", activation="relu",
-                                         use_bias=False, name="conv2", **common)
-        self.pool = keras.layers.MaxPooling2D(2, strides=1, padding="valid", name="pool1",
-                                              dtype=self.dtype_policy)
-        self.conv3 = keras.layers.Conv2D(16, 1, padding="same", activation=conv3_activation,
-                                         name="conv3_1_by_1", **common)
+        self.conv1 = keras.layers.Conv2D(
+            32,
+            3,
+            strides=2,
+            padding="valid",
+            activation="relu",
+            use_bias=False,
+            name="conv1",
+            **common,
+        )
+        self.conv2 = keras.layers.Conv2D(
+            32,
+            3,
+            strides=2,
+            padding="valid",
+            activation="relu",
+            use_bias=False,
+            name="conv2",
+            **common,
+        )
+        self.pool = keras.layers.MaxPooling2D(
+            2, strides=1, padding="valid", name="pool1", dtype=self.dtype_policy
+        )
+        self.conv3 = keras.layers.Conv2D(
+            16, 1, padding="same", activation=conv3_activation, name="conv3_1_by_1", **common
+        )
         self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
         self.fc1 = keras.layers.Dense(512, activation="relu", name="fc1", **common)
         self.fc2 = keras.layers.Dense(classes, name="fc2", **common)

@@ -49,12 +49,19 @@ def plot(history, run: RunFolder, config: ScheduleConfig) -> Path:
         axes[0].plot(frame["parameter_updates"], frame["loss"], label=label)
         axes[1].plot(frame["epoch"], frame["test_accuracy"], label=label)
         axes[2].plot(frame["parameter_updates"], frame["test_accuracy"], label=label)
-    axes[0].set(xlabel="parameter updates", ylabel="training loss (epoch mean)", yscale="log",
-                title="training loss")
+    axes[0].set(
+        xlabel="parameter updates",
+        ylabel="training loss (epoch mean)",
+        yscale="log",
+        title="training loss",
+    )
     axes[1].set(xlabel="epoch", ylabel="test accuracy", title="test accuracy per epoch")
     axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[2].set(xlabel="parameter updates", ylabel="test accuracy",
-                title="test accuracy per parameter update")
+    axes[2].set(
+        xlabel="parameter updates",
+        ylabel="test accuracy",
+        title="test accuracy per parameter update",
+    )
     for axis in axes:
         axis.legend(fontsize=8)
         axis.grid(alpha=0.3)

@@ -26,9 +26,14 @@ def batch_cap(train_size: int, batch_size: int) -> int:
     return max(batch_size, train_size // 10)
 
 
-def schedule_callbacks(schedule: str, train_size: int, batch_size: int = 128,
-                       learning_rate: float = 0.1, lr_decay: float = 0.9,
-                       ibs_growth: float = 1.037):
+def schedule_callbacks(
+    schedule: str,
+    train_size: int,
+    batch_size: int = 128,
+    learning_rate: float = 0.1,
+    lr_decay: float = 0.9,
+    ibs_growth: float = 1.037,
+):
     """`(ExpDecay, IncreasingBatchSize)` of `schedule` for a training set of `train_size`.
 
     Example:

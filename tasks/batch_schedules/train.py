@@ -71,15 +71,18 @@ class TrainBatchCrashPoint(keras.callbacks.Callback):
         crash_point("train-batch")
 
 
-def train_schedule(run: RunFolder, config: ScheduleConfig, schedule: str, data,
-                   verbose="auto") -> keras.Model:
+def train_schedule(
+    run: RunFolder, config: ScheduleConfig, schedule: str, data, verbose="auto"
+) -> keras.Model:
     """Trains (or resumes) one schedule up to `config.epochs`, saves its model, marks it
     done."""
     (train_x, train_y), _, (test_x, test_y) = data
     done = done_schedules(run).get(schedule, {})
     checkpoint = run.load_checkpoint()
-    if checkpoint is not None and checkpoint.state.get("schedule") == schedule and (
-        checkpoint.step >= done.get("epochs", 0)
+    if (
+        checkpoint is not None
+        and checkpoint.state.get("schedule") == schedule
+        and (checkpoint.step >= done.get("epochs", 0))
     ):
         model, first_epoch = load_keras_model(checkpoint.path), checkpoint.step
         wall_seconds = float(checkpoint.state.get("wall_seconds", 0.0))
@@ -90,7 +93,11 @@ def train_schedule(run: RunFolder, config: ScheduleConfig, schedule: str, data,
         model, first_epoch, wall_seconds = new_model(config, train_x.shape[1:]), 0, 0.0
     run.truncate_history("epoch", first_epoch, where={"schedule": schedule})
     lr_schedule, ibs = schedule_callbacks(
-        schedule, len(train_x), config.batch_size, config.learning_rate, config.lr_decay,
+        schedule,
+        len(train_x),
+        config.batch_size,
+        config.learning_rate,
+        config.lr_decay,
         config.ibs_growth,
     )
     batches = ibs.dataset(train_x, train_y, seed=config.seed)
@@ -131,9 +138,16 @@ def train_schedule(run: RunFolder, config: ScheduleConfig, schedule: str, data,
     return model
 
 
-def run_schedules(config: ScheduleConfig, run_path=None, *, given: Optional[dict] = None,
-                  data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
-                  verbose="auto", root="runs") -> RunFolder:
+def run_schedules(
+    config: ScheduleConfig,
+    run_path=None,
+    *,
+    given: Optional[dict] = None,
+    data_dir: Optional[str] = None,
+    manual_dir: Optional[str] = None,
+    verbose="auto",
+    root="runs",
+) -> RunFolder:
     """Trains every schedule of `config` not yet done, then writes the report.
 
     Check the data with `data.require_prepared` first: this opens (or creates) the folder.
@@ -149,15 +163,22 @@ def run_schedules(config: ScheduleConfig, run_path=None, *, given: Optional[dict
             if done_schedules(run).get(schedule, {}).get("epochs", 0) < config.epochs
         ]
         if not pending and run.status == "finished":
-            print(f"ibs-vs-lrd: {run.path} is finished ({','.join(config.schedules)}, "
-                  f"{config.epochs} epochs); nothing to do.")
+            print(
+                f"ibs-vs-lrd: {run.path} is finished ({','.join(config.schedules)}, "
+                f"{config.epochs} epochs); nothing to do."
+            )
             return run
         run.mark_running()
         try:
             if pending:
-                data = load_split_data(config.dataset, config.holdout, config.seed,
-                                       config.train_limit, data_dir=data_dir,
-                                       manual_dir=manual_dir)
+                data = load_split_data(
+                    config.dataset,
+                    config.holdout,
+                    config.seed,
+                    config.train_limit,
+                    data_dir=data_dir,
+                    manual_dir=manual_dir,
+                )
             for schedule in pending:
                 train_schedule(run, config, schedule, data, verbose)
         except DivergenceError as error:
@@ -166,6 +187,8 @@ def run_schedules(config: ScheduleConfig, run_path=None, *, given: Optional[dict
         summary = write_report(run, config)
         run.mark_finished(summary=summary.to_dict(orient="records"))
         print(summary.to_string(index=False))
-        print(f"ibs-vs-lrd: {len(config.schedules)} schedules, {config.epochs} epochs each; "
-              f"run folder {run.path}")
+        print(
+            f"ibs-vs-lrd: {len(config.schedules)} schedules, {config.epochs} epochs each; "
+            f"run folder {run.path}"
+        )
     return run

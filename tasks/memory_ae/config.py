@@ -43,9 +43,7 @@ class MemoryAEConfig:
         metadata={"choices": MODELS, "help": "memory: MemoryInformedAE; setmin: SetMinAE"},
     )
     code_dims: int = dataclasses.field(default=6, metadata={"help": "dl, the PCA code size"})
-    slots: int = dataclasses.field(
-        default=10, metadata={"help": "mn, memory slots (model memory)"}
-    )
+    slots: int = dataclasses.field(default=10, metadata={"help": "mn, memory slots (model memory)"})
     subnets: int = dataclasses.field(default=5, metadata={"help": "K, decoders (model setmin)"})
     hidden: int = dataclasses.field(default=512, metadata={"help": "approximator hidden width"})
     floss_weight: float = dataclasses.field(
@@ -132,10 +130,13 @@ VARIANTS = {
         "floss_weight": 0.1,
     },
     "memory-signsgd": {"model": "memory", "optimizer": "signsgd", "learning_rate": 1e-4},
-    "setmin-schedule": {"model": "setmin", "optimizer": "adam", "learning_rate": 1e-3,
-                        "sigma": "schedule"},
-    "setmin-sigma0": {"model": "setmin", "optimizer": "adam", "learning_rate": 1e-3,
-                      "sigma": "0"},
+    "setmin-schedule": {
+        "model": "setmin",
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "sigma": "schedule",
+    },
+    "setmin-sigma0": {"model": "setmin", "optimizer": "adam", "learning_rate": 1e-3, "sigma": "0"},
 }
 
 

@@ -80,5 +80,3 @@ class MemoryAEHyperModel(_HyperModel):
     def build(self, hp):
         model, _ = build_model(self.config(hp))
         return model
-
-

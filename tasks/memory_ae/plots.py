@@ -34,8 +34,9 @@ def draw_pictures(model, run: RunFolder, config: MemoryAEConfig, test, per_class
     axis.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     tile = 28 + 2
     block = len(rows) * tile + 6
-    axis.set_yticks([half * block + row * tile + 14 for half in range(2)
-                     for row in range(len(rows))])
+    axis.set_yticks(
+        [half * block + row * tile + 14 for half in range(2) for row in range(len(rows))]
+    )
     axis.set_yticklabels(names * 2, fontsize=7)
     axis.set_xticks([(digit % 5) * (shown * tile + 6) + shown * tile / 2 for digit in range(5)])
     axis.set_xticklabels([f"digits {d} (top), {d + 5} (bottom)" for d in range(5)], fontsize=7)

@@ -76,8 +76,9 @@ def restore_training_state(model: keras.Model, loss, path: Path) -> None:
     targets = list(model.weights) + list(model.optimizer.variables)
     for variable, value in zip(targets, weights + optimizer):
         if tuple(variable.shape) != value.shape:
-            raise CorruptFileError(path, f"{variable.path} has shape {value.shape}, "
-                                         f"expected {tuple(variable.shape)}")
+            raise CorruptFileError(
+                path, f"{variable.path} has shape {value.shape}, expected {tuple(variable.shape)}"
+            )
         variable.assign(value)
     if loss is not None:
         loss.seed_generator.state.assign(arrays["noise_seed_state"])
@@ -207,8 +208,9 @@ def _train(run: RunFolder, config: MemoryAEConfig, checkpoint, images, verbose) 
     run.save_model(model)
     draw_pictures(model, run, config, test)
     final = run.history().iloc[-1].to_dict()
-    run.mark_finished(**{key: value for key, value in final.items() if key != "epoch"},
-                      epochs=int(final["epoch"]))
+    run.mark_finished(
+        **{key: value for key, value in final.items() if key != "epoch"}, epochs=int(final["epoch"])
+    )
     summary = (
         f"test MSE memory {final['test_mse_memory']:.4f}, informed "
         f"{final['test_mse_informed']:.4f}, slots used {int(final['slots_used'])}"

@@ -16,8 +16,19 @@ import pytest
 
 from zoo.cli import main
 
-FLAGS = ["--dataset", "mnist", "--schedules", "lrd,ibs-equivalent", "--epochs", "2",
-         "--train-limit", "300", "--batch-size", "16", "--quiet"]
+FLAGS = [
+    "--dataset",
+    "mnist",
+    "--schedules",
+    "lrd,ibs-equivalent",
+    "--epochs",
+    "2",
+    "--train-limit",
+    "300",
+    "--batch-size",
+    "16",
+    "--quiet",
+]
 SCHEDULES = ("lrd", "ibs-equivalent")
 BATCHES = 19 + 19 + 19 + 18  # ceil(300 / 16) twice for lrd; batches 16 then 17 for ibs-eq.
 SEEDS = random.Random(20260002)
@@ -29,8 +40,13 @@ def zoo(args, crash=None):
     env.pop("ZOO_TEST_CRASH_AT", None)
     if crash:
         env["ZOO_TEST_CRASH_AT"] = crash
-    return subprocess.run([sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +61,8 @@ def uninterrupted(tmp_path_factory, mnist_dir, tfds_dir):
 def assert_same_run(run, reference):
     got, want = pd.read_csv(run / "history.csv"), pd.read_csv(reference / "history.csv")
     assert list(zip(got["schedule"], got["epoch"])) == [
-        (schedule, epoch) for schedule in SCHEDULES for epoch in (1, 2)]  # none lost/repeated
+        (schedule, epoch) for schedule in SCHEDULES for epoch in (1, 2)
+    ]  # none lost/repeated
     columns = [column for column in want if column != "wall_seconds"]
     pd.testing.assert_frame_equal(got[columns], want[columns])
     for schedule in SCHEDULES:
@@ -74,14 +91,17 @@ def test_kill_inside_an_epoch_resumes_from_the_last_committed_epoch(uninterrupte
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash", [
-    "checkpoint-after-commit:2",  # lrd's last row and commit written, its model not saved
-    "history-written:3",  # ibs-equivalent's first row written, not committed
-    "checkpoint-before-commit:1",
-    f"atomic-write-tmp:{SEEDS.randint(3, 20)}",
-    f"atomic-write-tmp:{SEEDS.randint(3, 20)}",
-    f"train-batch:{SEEDS.randint(1, BATCHES - 1)}",
-])
+@pytest.mark.parametrize(
+    "crash",
+    [
+        "checkpoint-after-commit:2",  # lrd's last row and commit written, its model not saved
+        "history-written:3",  # ibs-equivalent's first row written, not committed
+        "checkpoint-before-commit:1",
+        f"atomic-write-tmp:{SEEDS.randint(3, 20)}",
+        f"atomic-write-tmp:{SEEDS.randint(3, 20)}",
+        f"train-batch:{SEEDS.randint(1, BATCHES - 1)}",
+    ],
+)
 def test_kill_at_seeded_instants_resumes_exactly(uninterrupted, tmp_path, crash):
     run = tmp_path / "run"
     kill_and_resume(run, crash)
@@ -89,8 +109,7 @@ def test_kill_at_seeded_instants_resumes_exactly(uninterrupted, tmp_path, crash)
 
 
 @pytest.mark.slow
-def test_a_schedule_killed_before_its_model_is_saved_is_not_done(tmp_path, mnist_dir,
-                                                                  tfds_dir):
+def test_a_schedule_killed_before_its_model_is_saved_is_not_done(tmp_path, mnist_dir, tfds_dir):
     os.environ.setdefault("ZOO_TFDS_DIR", tfds_dir)
     os.environ.setdefault("ZOO_MNIST_DIR", str(mnist_dir))
     run = tmp_path / "run"
@@ -99,7 +118,8 @@ def test_a_schedule_killed_before_its_model_is_saved_is_not_done(tmp_path, mnist
     assert not (run / "model_lrd.keras").exists() and not (run / "schedules.json").exists()
     resumed = zoo(["run", "--run", str(run), *FLAGS])
     assert "== lrd: 300 training examples, all 2 epochs committed; saving its model" in (
-        resumed.stdout)
+        resumed.stdout
+    )
     assert (run / "model_lrd.keras").exists()
 
 
@@ -109,8 +129,12 @@ def test_two_processes_on_one_folder(tmp_path, mnist_dir, tfds_dir):
     os.environ.setdefault("ZOO_MNIST_DIR", str(mnist_dir))
     run = tmp_path / "run"
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    first = subprocess.Popen([sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", "run", "--run",
-                              str(run), *FLAGS], env=env, stdout=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", "run", "--run", str(run), *FLAGS],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert first.stdout.readline().startswith("== lrd")
         second = zoo(["run", "--run", str(run), *FLAGS])
@@ -123,15 +147,19 @@ def test_two_processes_on_one_folder(tmp_path, mnist_dir, tfds_dir):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, damage", [
-    ("checkpoint.json", lambda path: path.write_text('{"step": 2, "fi')),
-    ("history.csv", lambda path: path.write_bytes(b'schedule,epoch\nlrd,"1\n2')),
-    ("schedules.json", lambda path: path.write_text("{")),
-    ("config.json", lambda path: path.write_text("{not json")),
-    ("model_lrd.keras", lambda path: path.write_bytes(path.read_bytes()[:1000])),
-])
-def test_corrupt_files_are_one_line_errors_naming_them(uninterrupted, tmp_path, capsys, name,
-                                                       damage):
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("checkpoint.json", lambda path: path.write_text('{"step": 2, "fi')),
+        ("history.csv", lambda path: path.write_bytes(b'schedule,epoch\nlrd,"1\n2')),
+        ("schedules.json", lambda path: path.write_text("{")),
+        ("config.json", lambda path: path.write_text("{not json")),
+        ("model_lrd.keras", lambda path: path.write_bytes(path.read_bytes()[:1000])),
+    ],
+)
+def test_corrupt_files_are_one_line_errors_naming_them(
+    uninterrupted, tmp_path, capsys, name, damage
+):
     run = tmp_path / "run"
     shutil.copytree(uninterrupted, run)
     damage(run / name)

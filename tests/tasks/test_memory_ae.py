@@ -33,8 +33,19 @@ from zoo.tasks.memory_ae import (
 )
 
 TINY = {"epochs": 2, "train_limit": 300, "hidden": 16, "batch_size": 50, "code_dims": 4}
-TINY_FLAGS = ["--epochs", "2", "--train-limit", "300", "--hidden", "16", "--batch-size", "50",
-              "--code-dims", "4", "--quiet"]
+TINY_FLAGS = [
+    "--epochs",
+    "2",
+    "--train-limit",
+    "300",
+    "--hidden",
+    "16",
+    "--batch-size",
+    "50",
+    "--code-dims",
+    "4",
+    "--quiet",
+]
 
 
 @pytest.fixture
@@ -52,10 +63,21 @@ def images(mnist_dir, tfds_dir):
 
 def test_models_pass_the_layer_checks():
     codes = np.random.default_rng(0).normal(size=(3, 6)).astype("float32")
-    run_layer_test(MemoryInformedAE, {"slots": 4, "hidden": 8, "floss_weight": 0.1}, codes,
-                   [(None, 784), (None, 784)], run_precision_checks=False)
-    run_layer_test(SetMinAE, {"subnets": 3, "hidden": 8}, codes, (None, 3, 784),
-                   expected_num_trainable_weights=3 * 4, run_precision_checks=False)
+    run_layer_test(
+        MemoryInformedAE,
+        {"slots": 4, "hidden": 8, "floss_weight": 0.1},
+        codes,
+        [(None, 784), (None, 784)],
+        run_precision_checks=False,
+    )
+    run_layer_test(
+        SetMinAE,
+        {"subnets": 3, "hidden": 8},
+        codes,
+        (None, 3, 784),
+        expected_num_trainable_weights=3 * 4,
+        run_precision_checks=False,
+    )
 
 
 def test_memory_output_is_selection_dot_sigmoid_memory():
@@ -66,8 +88,7 @@ def test_memory_output_is_selection_dot_sigmoid_memory():
     array = ops.convert_to_numpy(model.memory.memory)
     np.testing.assert_allclose(memory_output, selection @ (1 / (1 + np.exp(-array))), rtol=1e-5)
     candidates = 1 / (1 + np.exp(-ops.convert_to_numpy(model.candidates(codes))))
-    np.testing.assert_allclose(informed, np.einsum("bs,bsu->bu", selection, candidates),
-                               rtol=1e-5)
+    np.testing.assert_allclose(informed, np.einsum("bs,bsu->bu", selection, candidates), rtol=1e-5)
     np.testing.assert_allclose(selection.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -113,13 +134,16 @@ def test_epoch_batches_order_depends_only_on_seed_and_epoch():
 
 def test_save_load_round_trip(tmp_path):
     codes = np.random.default_rng(3).normal(size=(3, 6)).astype("float32")
-    for model in (MemoryInformedAE(slots=3, hidden=8, floss_weight=0.1),
-                  SetMinAE(subnets=2, hidden=8)):
+    for model in (
+        MemoryInformedAE(slots=3, hidden=8, floss_weight=0.1),
+        SetMinAE(subnets=2, hidden=8),
+    ):
         expected = model.predict(codes, verbose=0)
         model.save(tmp_path / "m.keras")
         restored = keras.saving.load_model(tmp_path / "m.keras")
-        for got, want in zip(np.atleast_1d(restored.predict(codes, verbose=0)),
-                             np.atleast_1d(expected)):
+        for got, want in zip(
+            np.atleast_1d(restored.predict(codes, verbose=0)), np.atleast_1d(expected)
+        ):
             np.testing.assert_array_equal(got, want)
 
 
@@ -131,24 +155,33 @@ def test_every_compare_variant_has_its_own_title():
     assert "sigma 0" in CompareConfig().variant_config("setmin-sigma0").describe()
 
 
-@pytest.mark.parametrize("changes, flag", [
-    ({"code_dims": 0}, "--code-dims"), ({"code_dims": 785}, "--code-dims"),
-    ({"sigma": "big"}, "--sigma"), ({"sigma": "nan"}, "--sigma"),
-    ({"floss_weight": -1.0}, "--floss-weight"), ({"learning_rate": float("inf")},
-                                                  "--learning-rate"),
-    ({"batch_size": 99999999999}, "--batch-size"), ({"epochs": 0}, "--epochs"),
-])
+@pytest.mark.parametrize(
+    "changes, flag",
+    [
+        ({"code_dims": 0}, "--code-dims"),
+        ({"code_dims": 785}, "--code-dims"),
+        ({"sigma": "big"}, "--sigma"),
+        ({"sigma": "nan"}, "--sigma"),
+        ({"floss_weight": -1.0}, "--floss-weight"),
+        ({"learning_rate": float("inf")}, "--learning-rate"),
+        ({"batch_size": 99999999999}, "--batch-size"),
+        ({"epochs": 0}, "--epochs"),
+    ],
+)
 def test_bad_settings_name_the_flag(changes, flag):
     with pytest.raises(UsageError, match=flag):
         MemoryAEConfig(**changes)
 
 
-@pytest.mark.parametrize("flags, name", [
-    (["train", "--sigma", "big"], "--sigma"), (["train", "--batch-size", "99999999999"],
-                                               "--batch-size"),
-    (["compare", "--variants", "memory-adam,fast"], "--variants"),
-    (["compare", "--target-mse", "0"], "--target-mse"),
-])
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (["train", "--sigma", "big"], "--sigma"),
+        (["train", "--batch-size", "99999999999"], "--batch-size"),
+        (["compare", "--variants", "memory-adam,fast"], "--variants"),
+        (["compare", "--target-mse", "0"], "--target-mse"),
+    ],
+)
 def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):
     assert main(["memory-ae", *flags, "--run", str(tmp_path / "r")]) == 2
     error = capsys.readouterr().err
@@ -196,8 +229,22 @@ def test_finished_run_rerun_trains_nothing(finished_run, capsys):
 
 def test_resume_with_a_changed_flag_names_it_and_changes_nothing(finished_run, capsys):
     files = {path.name: path.read_bytes() for path in finished_run.iterdir() if path.is_file()}
-    assert main(["memory-ae", "train", "--run", str(finished_run), *TINY_FLAGS,
-                 "--learning-rate", "0.01", "--seed", "3"]) == 2
+    assert (
+        main(
+            [
+                "memory-ae",
+                "train",
+                "--run",
+                str(finished_run),
+                *TINY_FLAGS,
+                "--learning-rate",
+                "0.01",
+                "--seed",
+                "3",
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     assert "--learning-rate: saved 0.001, given 0.01" in error
     assert "--seed: saved 0, given 3" in error
@@ -216,12 +263,18 @@ def test_show_redraws_the_pictures(finished_run, tmp_path):
 
 @pytest.mark.slow
 def test_extending_a_run_equals_training_it_longer(tmp_path, images, mnist_env):
-    whole = train(MemoryAEConfig(**{**TINY, "epochs": 3}), tmp_path / "whole", images=images,
-                  verbose=0)
+    whole = train(
+        MemoryAEConfig(**{**TINY, "epochs": 3}), tmp_path / "whole", images=images, verbose=0
+    )
     part = train(MemoryAEConfig(**TINY), tmp_path / "part", images=images, verbose=0)
     assert part.status == "finished"
-    extended = train(MemoryAEConfig(**{**TINY, "epochs": 3}), tmp_path / "part",
-                     given={"epochs": 3}, images=images, verbose=0)
+    extended = train(
+        MemoryAEConfig(**{**TINY, "epochs": 3}),
+        tmp_path / "part",
+        given={"epochs": 3},
+        images=images,
+        verbose=0,
+    )
     history, resumed = whole.history(), extended.history()
     assert list(resumed["epoch"]) == [1, 2, 3]
     columns = [column for column in history if column != "wall_seconds"]
@@ -245,14 +298,20 @@ def test_another_tasks_folder_is_refused_untouched(tmp_path, capsys):
 def test_a_second_process_on_the_folder_fails_at_once(tmp_path, capsys):
     run = tmp_path / "r"
     holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import sys, time\n"
-            "from zoo.runs import RunFolder\n"
-            "from zoo.tasks.memory_ae.config import MemoryAEConfig\n"
-            f"run = RunFolder.open({str(run)!r}, 'memory-ae', MemoryAEConfig())\n"
-            "print('locked', flush=True)\n"
-            "time.sleep(60)\n")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time\n"
+                "from zoo.runs import RunFolder\n"
+                "from zoo.tasks.memory_ae.config import MemoryAEConfig\n"
+                f"run = RunFolder.open({str(run)!r}, 'memory-ae', MemoryAEConfig())\n"
+                "print('locked', flush=True)\n"
+                "time.sleep(60)\n"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -266,8 +325,7 @@ def test_a_second_process_on_the_folder_fails_at_once(tmp_path, capsys):
 @pytest.mark.slow
 def test_nan_learning_rate_fails_the_run(tmp_path, mnist_env, capsys):
     run = tmp_path / "r"
-    code = main(["memory-ae", "train", "--run", str(run), *TINY_FLAGS,
-                 "--learning-rate", "1e30"])
+    code = main(["memory-ae", "train", "--run", str(run), *TINY_FLAGS, "--learning-rate", "1e30"])
     assert code == 3
     assert "the learning rate is likely too high" in capsys.readouterr().err
     metrics = json.loads((run / "metrics.json").read_text())

@@ -17,8 +17,21 @@ import pytest
 
 from zoo.cli import main
 
-FLAGS = ["--model", "setmin", "--epochs", "3", "--train-limit", "300", "--hidden", "16",
-         "--batch-size", "50", "--code-dims", "4", "--quiet"]
+FLAGS = [
+    "--model",
+    "setmin",
+    "--epochs",
+    "3",
+    "--train-limit",
+    "300",
+    "--hidden",
+    "16",
+    "--batch-size",
+    "50",
+    "--code-dims",
+    "4",
+    "--quiet",
+]
 BATCHES = 3 * 6  # 300 images in batches of 50, 3 epochs
 SEEDS = random.Random(20260001)
 
@@ -29,8 +42,13 @@ def zoo(args, env_extra=None, crash=None):
     env.pop("ZOO_TEST_CRASH_AT", None)
     if crash:
         env["ZOO_TEST_CRASH_AT"] = crash
-    return subprocess.run([sys.executable, "-m", "zoo.cli", "memory-ae", *args], env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", "memory-ae", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +67,9 @@ def assert_same_run(run, reference):
     np.testing.assert_array_equal(got[columns].to_numpy(), want[columns].to_numpy())
     assert got["wall_seconds"].is_monotonic_increasing
     got_weights = keras.saving.load_model(run / "model.keras").get_weights()
-    for got_weight, want_weight in zip(got_weights,
-                                       keras.saving.load_model(reference / "model.keras")
-                                       .get_weights()):
+    for got_weight, want_weight in zip(
+        got_weights, keras.saving.load_model(reference / "model.keras").get_weights()
+    ):
         np.testing.assert_array_equal(got_weight, want_weight)
 
 
@@ -69,14 +87,17 @@ def test_kill_inside_an_epoch_resumes_exactly(uninterrupted, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("crash", [
-    "history-written:2",  # the row of epoch 2 written, its checkpoint not committed
-    "checkpoint-before-commit:1",
-    "checkpoint-after-commit:3",  # the last epoch committed, the model not yet saved
-    f"atomic-write-tmp:{SEEDS.randint(3, 14)}",
-    f"atomic-write-tmp:{SEEDS.randint(3, 14)}",
-    f"train-batch:{SEEDS.randint(1, BATCHES - 1)}",
-])
+@pytest.mark.parametrize(
+    "crash",
+    [
+        "history-written:2",  # the row of epoch 2 written, its checkpoint not committed
+        "checkpoint-before-commit:1",
+        "checkpoint-after-commit:3",  # the last epoch committed, the model not yet saved
+        f"atomic-write-tmp:{SEEDS.randint(3, 14)}",
+        f"atomic-write-tmp:{SEEDS.randint(3, 14)}",
+        f"train-batch:{SEEDS.randint(1, BATCHES - 1)}",
+    ],
+)
 def test_kill_at_seeded_instants_resumes_exactly(uninterrupted, tmp_path, crash):
     run = tmp_path / "run"
     kill_and_resume(run, crash)
@@ -87,9 +108,12 @@ def test_kill_at_seeded_instants_resumes_exactly(uninterrupted, tmp_path, crash)
 def test_sigkill_at_a_seeded_time_resumes_exactly(uninterrupted, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    process = subprocess.Popen([sys.executable, "-m", "zoo.cli", "memory-ae", "train", "--run",
-                                str(run), *FLAGS], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "memory-ae", "train", "--run", str(run), *FLAGS],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(SEEDS.uniform(8, 25))
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -99,13 +123,27 @@ def test_sigkill_at_a_seeded_time_resumes_exactly(uninterrupted, tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_skips_finished_variants_and_resumes_the_interrupted_one(tmp_path, mnist_dir,
-                                                                        tfds_dir):
+def test_compare_skips_finished_variants_and_resumes_the_interrupted_one(
+    tmp_path, mnist_dir, tfds_dir
+):
     os.environ.setdefault("ZOO_TFDS_DIR", tfds_dir)
     os.environ.setdefault("ZOO_MNIST_DIR", str(mnist_dir))
     run = tmp_path / "compare"
-    flags = ["--run", str(run), "--variants", "memory-adam,setmin-sigma0", "--epochs", "2",
-             "--train-limit", "300", "--hidden", "16", "--batch-size", "100", "--quiet"]
+    flags = [
+        "--run",
+        str(run),
+        "--variants",
+        "memory-adam,setmin-sigma0",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "300",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "100",
+        "--quiet",
+    ]
     killed = zoo(["compare", *flags], crash="train-batch:9")  # inside setmin-sigma0, epoch 1
     assert killed.returncode == 137
     first = (run / "memory-adam" / "history.csv").read_bytes()
@@ -121,16 +159,22 @@ def test_compare_skips_finished_variants_and_resumes_the_interrupted_one(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, damage", [
-    ("checkpoint.json", lambda path: path.write_text('{"step": 3, "fi')),
-    ("history.csv", lambda path: path.write_bytes(b'epoch,loss\n1,"0.5\n2')),
-    ("pca.npz", lambda path: path.write_bytes(path.read_bytes()[:100])),
-    ("config.json", lambda path: path.write_text("{not json")),
-    ("checkpoints", lambda path: [file.write_bytes(file.read_bytes()[:200])
-                                  for file in path.iterdir()]),
-])
-def test_corrupt_files_are_one_line_errors_naming_them(uninterrupted, tmp_path, capsys, name,
-                                                       damage):
+@pytest.mark.parametrize(
+    "name, damage",
+    [
+        ("checkpoint.json", lambda path: path.write_text('{"step": 3, "fi')),
+        ("history.csv", lambda path: path.write_bytes(b'epoch,loss\n1,"0.5\n2')),
+        ("pca.npz", lambda path: path.write_bytes(path.read_bytes()[:100])),
+        ("config.json", lambda path: path.write_text("{not json")),
+        (
+            "checkpoints",
+            lambda path: [file.write_bytes(file.read_bytes()[:200]) for file in path.iterdir()],
+        ),
+    ],
+)
+def test_corrupt_files_are_one_line_errors_naming_them(
+    uninterrupted, tmp_path, capsys, name, damage
+):
     run = tmp_path / "run"
     shutil.copytree(uninterrupted, run)
     damage(run / name)
