@@ -29,7 +29,7 @@ class DeepResidualCore(keras.layers.Layer):
     Example:
 
     >>> core = DeepResidualCore(layers=100, chunk_layers=30)
-    >>> core(keras.ops.ones((2, 4))).shape
+    >>> tuple(core(keras.ops.ones((2, 4))).shape)
     (2, 4)
 
     References:
