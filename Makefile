@@ -11,7 +11,7 @@ ifneq ($(wildcard $(MNIST_DIR)/train-images-idx3-ubyte.gz),)
 export ZOO_MNIST_DIR ?= $(MNIST_DIR)
 endif
 
-.PHONY: test test-all demo bench clean
+.PHONY: test test-all lint format demo bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ $(STAMP): setup.cfg pyproject.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/python -m ruff check --fix .
+	$(BIN)/python -m ruff format .
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
