@@ -51,7 +51,7 @@ def memory_from_kmeans(
 
     >>> import numpy as np
     >>> points = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]], "float32")
-    >>> sorted(memory_from_kmeans(points, 2, seed=0).round(2).tolist())
+    >>> sorted(memory_from_kmeans(points, 2, seed=0).astype(float).round(2).tolist())
     [[0.05, 0.0], [5.05, 5.0]]
     """
     if slots > len(images):

@@ -205,8 +205,8 @@ def mutual_information_bits(winners: np.ndarray, labels: np.ndarray) -> float:
 
     >>> import numpy as np
     >>> digits = np.arange(1000) % 10
-    >>> round(mutual_information_bits(digits, digits), 6) == round(np.log2(10), 6)
-    True
+    >>> round(mutual_information_bits(digits, digits), 6)  # log2(10)
+    3.321928
     >>> mutual_information_bits(np.zeros(1000, int), digits)
     0.0
     """
