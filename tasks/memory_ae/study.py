@@ -321,13 +321,17 @@ def describe(condition: Condition, config: StudyConfig) -> str:
             "samples": "memory = training images",
             "kmeans": "memory = k-means centroids",
         }[condition.init]
-        training = "pretrained memory, then candidates, then joint" if condition.pretrain else (
-            "joint training"
+        training = (
+            "pretrained memory, then candidates, then joint"
+            if condition.pretrain
+            else ("joint training")
         )
         return f"MemoryInformedAE dl={condition.code_dims}, {optimizer}, {init}, {training}"
     if condition.variant == "sigma":
-        return (f"SetMinAE dl={condition.code_dims}, {config.subnets} subnet(s), set-min, "
-                f"sigma {condition.sigma:g}")
+        return (
+            f"SetMinAE dl={condition.code_dims}, {config.subnets} subnet(s), set-min, "
+            f"sigma {condition.sigma:g}"
+        )
     loss = {
         "single": "one decoder, MSE",
         "schedule": "set-min, sigma 1 : 10 : 100 over 1 : 2 : 1",
@@ -380,8 +384,10 @@ def train_setmin(condition: Condition, config: StudyConfig, data: _Data, verbose
     history = model.fit(
         batches, epochs=config.setmin_epochs, shuffle=False, callbacks=callbacks, verbose=verbose
     )
-    rows = [{"epoch": epoch + 1, "loss": value} for epoch, value in
-            zip(history.epoch, history.history["loss"])]
+    rows = [
+        {"epoch": epoch + 1, "loss": value}
+        for epoch, value in zip(history.epoch, history.history["loss"])
+    ]
     if condition.variant in SCHEDULES:
         for row in rows:
             row["sigma"] = callbacks[-1].sigma_at(row["epoch"] - 1)
@@ -422,8 +428,10 @@ def train_memory(condition: Condition, config: StudyConfig, data: _Data, verbose
         config.memory_epochs,
         lambda: _optimizer(condition.variant, config),
         PRETRAIN_PHASES if condition.pretrain else JOINT_ONLY,
-        [StopOnNonFinite("the learning rate is likely too high"),
-         MemoryMeasures(test_codes, data.test_images)],
+        [
+            StopOnNonFinite("the learning rate is likely too high"),
+            MemoryMeasures(test_codes, data.test_images),
+        ],
         verbose,
     )
     memory, informed = model.predict(test_codes, batch_size=1000, verbose=0)
@@ -444,8 +452,9 @@ def picture_columns(labels: np.ndarray, per_digit: int = 2) -> np.ndarray:
     return np.concatenate(picks)
 
 
-def draw_condition(run, condition: Condition, config: StudyConfig, data: _Data, measures,
-                   outputs) -> str:
+def draw_condition(
+    run, condition: Condition, config: StudyConfig, data: _Data, measures, outputs
+) -> str:
     """Writes `<condition>.png`: rows = target and each subnet (memory conditions: target,
     memory, memory-informed, the memory array), columns = test digits; the best subnet of
     each column is framed in red. Returns the file name."""
@@ -454,9 +463,7 @@ def draw_condition(run, condition: Condition, config: StudyConfig, data: _Data, 
     plt = matplotlib_agg()
     columns = picture_columns(data.test_labels)
     if condition.family == "setmin":
-        rows = [data.test_images[columns]] + [
-            outputs[columns, k] for k in range(outputs.shape[1])
-        ]
+        rows = [data.test_images[columns]] + [outputs[columns, k] for k in range(outputs.shape[1])]
         names = ["target"] + [
             f"subnet {k} ({measures[f'win_share_{k}']:.0%} wins)" for k in range(outputs.shape[1])
         ]
@@ -513,8 +520,9 @@ def study_tables(rows: list) -> dict:
     import pandas as pd
 
     setmin = [dict(row) for row in rows if row["family"] == "setmin"]
-    singles = {row["code_dims"]: row["best_subnet_mse"] for row in setmin
-               if row["variant"] == "single"}
+    singles = {
+        row["code_dims"]: row["best_subnet_mse"] for row in setmin if row["variant"] == "single"
+    }
     for row in setmin:
         single = singles.get(row["code_dims"])
         row["mse_vs_single"] = row["best_subnet_mse"] / single if single else None
@@ -535,8 +543,9 @@ def study_tables(rows: list) -> dict:
     }
 
 
-def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = None, verbose=0,
-              root="runs") -> dict:
+def run_study(
+    config: StudyConfig, run_path=None, *, given: Optional[dict] = None, verbose=0, root="runs"
+) -> dict:
     """Trains every condition not yet finished in the study folder; writes and prints the
     tables (`setmin.csv`, `memory.csv`) of the conditions listed. Returns the tables.
 
@@ -588,7 +597,8 @@ def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = Non
                 "code_dims": condition.code_dims,
                 "variant": condition.variant,
                 "description": describe(condition, config),
-                "epochs": config.setmin_epochs if condition.family == "setmin"
+                "epochs": config.setmin_epochs
+                if condition.family == "setmin"
                 else config.memory_epochs,
                 "wall_seconds": round(seconds, 1),
                 "picture": picture,
@@ -599,8 +609,7 @@ def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = Non
                 row["win_shares"] = "/".join(f"{share:.2f}" for share in shares)
             run.write_json(f"conditions/{name}.json", row)  # the condition's commit point
             rows.append(row)
-            print(f"memory-ae study: {name} done in {seconds:.0f} s: "
-                  + _summary(row), flush=True)
+            print(f"memory-ae study: {name} done in {seconds:.0f} s: " + _summary(row), flush=True)
         tables = study_tables(rows)
         for family, table in tables.items():
             if len(table):
@@ -609,18 +618,25 @@ def run_study(config: StudyConfig, run_path=None, *, given: Optional[dict] = Non
         setmin = tables["setmin"]
         met = list(setmin.loc[setmin["goal_met"].astype(bool), "condition"])
         run.mark_finished(conditions=list(config.conditions), goal_met=met)
-        print(f"memory-ae study: {len(rows)} conditions; goal met by "
-              f"{', '.join(met) if len(met) else 'none'}; run folder {run.path}", flush=True)
+        print(
+            f"memory-ae study: {len(rows)} conditions; goal met by "
+            f"{', '.join(met) if len(met) else 'none'}; run folder {run.path}",
+            flush=True,
+        )
     return tables
 
 
 def _summary(row: dict) -> str:
     if row["family"] == "setmin":
-        return (f"best-subnet MSE {row['best_subnet_mse']:.4f}, {row['winner_class_bits']:.2f} "
-                f"bits, distance {row['distance_to_error']:.2f} x RMS error, "
-                f"wins {row['win_shares']}")
-    return (f"MSE memory {row['test_mse_memory']:.4f}, informed {row['test_mse_informed']:.4f}, "
-            f"slots {row['slots_used']}, perplexity {row['selection_perplexity']:.2f}")
+        return (
+            f"best-subnet MSE {row['best_subnet_mse']:.4f}, {row['winner_class_bits']:.2f} "
+            f"bits, distance {row['distance_to_error']:.2f} x RMS error, "
+            f"wins {row['win_shares']}"
+        )
+    return (
+        f"MSE memory {row['test_mse_memory']:.4f}, informed {row['test_mse_informed']:.4f}, "
+        f"slots {row['slots_used']}, perplexity {row['selection_perplexity']:.2f}"
+    )
 
 
 def add_study_parser(commands) -> argparse.ArgumentParser:
@@ -653,8 +669,9 @@ def handle_study(args: argparse.Namespace) -> int:
 
     config = config_from_args(StudyConfig, args)
     import_tensorflow(verbose=getattr(args, "verbose", False))
-    run_study(config, args.run, given=given_flags(args, StudyConfig),
-              verbose=0 if args.quiet else 2)
+    run_study(
+        config, args.run, given=given_flags(args, StudyConfig), verbose=0 if args.quiet else 2
+    )
     return 0
 
 

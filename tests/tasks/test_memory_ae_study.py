@@ -96,10 +96,22 @@ def test_condition_names():
     assert parse_condition("dl6-sigma0.5").sigma == 0.5
     memory = parse_condition("memory-signsgd-kmeans-pretrain", memory_code_dims=8)
     assert (memory.family, memory.code_dims, memory.variant, memory.init, memory.pretrain) == (
-        "memory", 8, "signsgd", "kmeans", True
+        "memory",
+        8,
+        "signsgd",
+        "kmeans",
+        True,
     )
-    for bad in ("dl2-foo", "dl0-rwta", "dl2-sigma-1", "dl2-sigma", "dl2-rwta5", "memory-sgd-kmeans",
-                "memory-adam-zeros", "dl2-sigmanan"):
+    for bad in (
+        "dl2-foo",
+        "dl0-rwta",
+        "dl2-sigma-1",
+        "dl2-sigma",
+        "dl2-rwta5",
+        "memory-sgd-kmeans",
+        "memory-adam-zeros",
+        "dl2-sigmanan",
+    ):
         with pytest.raises(UsageError, match="--conditions"):
             parse_condition(bad)
 
@@ -142,8 +154,7 @@ def test_kmeans_finds_separated_clusters_and_samples_are_training_images():
     points = points.astype("float32")
     found = memory_from_kmeans(points, 3, seed=1)
     order = np.argsort(found @ np.array([1.0, 10.0, 100.0]))
-    np.testing.assert_allclose(found[order], centres[np.argsort(centres @ [1, 10, 100])],
-                               atol=0.01)
+    np.testing.assert_allclose(found[order], centres[np.argsort(centres @ [1, 10, 100])], atol=0.01)
     picked = memory_from_samples(points, 5, seed=2)
     assert len({row.tobytes() for row in picked}) == 5
     assert all(np.any(np.all(points == row, axis=1)) for row in picked)
@@ -167,10 +178,14 @@ def test_set_memory_makes_sigmoid_memory_the_pictures():
 
 def test_phase_epochs_share_the_run():
     assert phase_epochs(PRETRAIN_PHASES, 4) == [
-        ("memory", 0, 1), ("informed", 1, 2), ("joint", 2, 4)
+        ("memory", 0, 1),
+        ("informed", 1, 2),
+        ("joint", 2, 4),
     ]
     assert phase_epochs(PRETRAIN_PHASES, 3) == [
-        ("memory", 0, 1), ("informed", 1, 2), ("joint", 2, 3)
+        ("memory", 0, 1),
+        ("informed", 1, 2),
+        ("joint", 2, 3),
     ]
     assert phase_epochs((("joint", 1),), 7) == [("joint", 0, 7)]
 
@@ -186,8 +201,10 @@ def test_pretraining_phases_train_only_their_part():
     parts = {"memory": [model.selector, model.memory], "informed": [model.candidates]}
 
     def snapshot():
-        return {name: [np.array(w) for layer in layers for w in layer.get_weights()]
-                for name, layers in parts.items()}
+        return {
+            name: [np.array(w) for layer in layers for w in layer.get_weights()]
+            for name, layers in parts.items()
+        }
 
     seen = []
 
@@ -206,7 +223,10 @@ def test_pretraining_phases_train_only_their_part():
         verbose=0,
     )
     assert [(row["phase"], row["epoch"]) for row in rows] == [
-        ("memory", 1), ("informed", 2), ("joint", 3), ("joint", 4)
+        ("memory", 1),
+        ("informed", 2),
+        ("joint", 3),
+        ("joint", 4),
     ]
 
     def moved(a, b, name):
@@ -233,8 +253,14 @@ class _Batches(keras.utils.PyDataset):
 
 # --- a tiny real-MNIST study ----------------------------------------------------------------
 
-TINY = {"train_limit": 300, "test_limit": 200, "hidden": 16, "setmin_epochs": 1,
-        "memory_epochs": 3, "batch_size": 50}
+TINY = {
+    "train_limit": 300,
+    "test_limit": 200,
+    "hidden": 16,
+    "setmin_epochs": 1,
+    "memory_epochs": 3,
+    "batch_size": 50,
+}
 
 
 @pytest.fixture
@@ -270,10 +296,15 @@ def test_tiny_study_writes_its_table_and_a_rerun_skips_finished_conditions(
     assert capsys.readouterr().out.count("finished earlier; skipped") == 2
     assert again["setmin"].equals(setmin)
     # the list may change between reruns: it selects conditions, finished ones are reused
-    subset = run_study(StudyConfig(conditions=("dl2-rwta",), **TINY), tmp_path / "study",
-                       given={"conditions": ("dl2-rwta",)})
-    assert subset["setmin"].drop(columns=["mse_vs_single", "goal_met"]).equals(
-        setmin.iloc[[1]].drop(columns=["mse_vs_single", "goal_met"]).reset_index(drop=True)
+    subset = run_study(
+        StudyConfig(conditions=("dl2-rwta",), **TINY),
+        tmp_path / "study",
+        given={"conditions": ("dl2-rwta",)},
+    )
+    assert (
+        subset["setmin"]
+        .drop(columns=["mse_vs_single", "goal_met"])
+        .equals(setmin.iloc[[1]].drop(columns=["mse_vs_single", "goal_met"]).reset_index(drop=True))
     )
 
     # a condition whose record was never committed (killed mid-training) is trained again
@@ -283,17 +314,22 @@ def test_tiny_study_writes_its_table_and_a_rerun_skips_finished_conditions(
 
     # another setting on the same folder is refused, naming the flag
     with pytest.raises(ResumeMismatchError, match="--relaxation"):
-        run_study(StudyConfig(conditions=("dl2-single", "dl2-rwta"), **{**TINY, "relaxation": 0.2}),
-                  tmp_path / "study", given={"relaxation": 0.2})
+        run_study(
+            StudyConfig(conditions=("dl2-single", "dl2-rwta"), **{**TINY, "relaxation": 0.2}),
+            tmp_path / "study",
+            given={"relaxation": 0.2},
+        )
 
 
 @pytest.mark.slow
 def test_tiny_memory_conditions(mnist_env, tmp_path):
-    config = StudyConfig(conditions=("memory-adam-kmeans-pretrain", "memory-signsgd-samples"),
-                         **TINY)
+    config = StudyConfig(
+        conditions=("memory-adam-kmeans-pretrain", "memory-signsgd-samples"), **TINY
+    )
     memory = run_study(config, tmp_path / "study")["memory"]
     assert list(memory["condition"]) == list(config.conditions)
     assert (memory["slots_used"] >= 1).all() and (memory["selection_perplexity"] >= 1).all()
-    history = json.loads((tmp_path / "study/conditions/memory-adam-kmeans-pretrain.json")
-                         .read_text())
+    history = json.loads(
+        (tmp_path / "study/conditions/memory-adam-kmeans-pretrain.json").read_text()
+    )
     assert history["test_mse_memory"] < 0.2
