@@ -1,4 +1,6 @@
-"""Losses of the zoo: the set-min random loss (seed `001`) and the `1 - max` term."""
+"""Losses of the zoo: the set-min random loss (seed `001`), the `1 - max` term, and two
+multiple-hypothesis losses for stacked subnets, `MultipleChoiceLoss` (stochastic multiple choice
+learning) and `RelaxedWinnerTakesAllLoss`."""
 
 from __future__ import annotations
 
