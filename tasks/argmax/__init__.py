@@ -14,7 +14,7 @@ Names are imported lazily on first access, so `zoo.tasks.argmax.cli` (and `zoo -
 free of TensorFlow.
 """
 
-import importlib
+from zoo._lazy import lazy_exports
 
 _NAMES = {
     "zoo.tasks.argmax.config": (
@@ -49,19 +49,9 @@ _NAMES = {
     ),
     "zoo.tasks.argmax.search": ("open_search", "trials_frame", "tune"),
 }
-_MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
+_MODULE_OF = {name: module.rpartition(".")[2] for module, names in _NAMES.items() for name in names}
 
 __all__ = sorted(_MODULE_OF)
 
 
-def __getattr__(name: str):
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo.tasks.argmax' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)

@@ -12,7 +12,7 @@ The names below are imported on first use, so `zoo.tasks.deep_mnist.cli` stays f
 TensorFlow.
 """
 
-import importlib
+from zoo._lazy import lazy_exports
 
 _EXPORTS = {
     "DeepConfig": "config",
@@ -29,7 +29,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ Names are imported lazily, so `zoo.tasks.memory_ae.cli` (and `zoo --help`) stays
 TensorFlow.
 """
 
-import importlib
+from zoo._lazy import lazy_exports
 
 _EXPORTS = {
     "MemoryAEConfig": "config",
@@ -44,12 +44,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,7 +16,7 @@ The names below are imported lazily, on first use, so that `zoo.tasks.reasoning_
 `zoo --help`) stays free of TensorFlow.
 """
 
-import importlib
+from zoo._lazy import lazy_exports
 
 _MODULES = {
     "config": (
@@ -64,13 +64,4 @@ _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
