@@ -74,17 +74,7 @@ class SetMinRandomLoss(keras.losses.Loss):
 
     def subnet_losses(self, y_true: Any, y_pred: Any) -> Any:
         """Per-example, per-subnet mean squared error, shape `(batch, K)`."""
-        y_pred = ops.convert_to_tensor(y_pred)
-        y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
-        if len(y_pred.shape) != len(y_true.shape) + 1:
-            raise UsageError(
-                "`y_pred` of SetMinRandomLoss must have one more axis than `y_true` "
-                f"(the subnets, axis 1); got shapes {tuple(y_pred.shape)} and "
-                f"{tuple(y_true.shape)}."
-            )
-        squared = ops.square(y_pred - ops.expand_dims(y_true, 1))
-        feature_axes = tuple(range(2, len(y_pred.shape)))
-        return ops.mean(squared, axis=feature_axes) if feature_axes else squared
+        return _subnet_squared_errors(y_true, y_pred, "SetMinRandomLoss")
 
     def select(self, subnet_losses: Any) -> Any:
         """Index of the subnet each example trains, shape `(batch,)`."""
