@@ -1,5 +1,6 @@
-"""The native CPU chunk kernels: built once into the user cache, equal to the XLA kernels, the
-same results with one thread or two, the cache reused and repaired, and the XLA fallback."""
+"""The native CPU chunk kernels: built once into the user cache, equal to the XLA kernels with
+one thread and with two, the same bits for a given thread count, the in-place update equal to
+the op's, the cache reused and repaired, and the XLA fallback."""
 
 import shutil
 import subprocess
@@ -74,12 +75,13 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("layers, width, batch", CASES)
 @pytest.mark.parametrize("activation", ["softsign", "tanh", "relu"])
-def test_float64_equals_the_xla_kernels(built, layers, width, batch, activation):
+def test_float64_equals_the_xla_kernels(built, layers, width, batch, activation, threads):
     h, g, W, b = chunk(layers, width, batch, np.float64)
     alpha = 1 / np.sqrt(layers)
-    got = all_calls(NativeChunkKernels(activation, alpha), h, g, W, b)
+    got = all_calls(NativeChunkKernels(activation, alpha, threads=threads), h, g, W, b)
     want = all_calls(ChunkKernels(activation, alpha), h, g, W, b)
     for name, a, c in zip(["h", "g_start", "dW", "db", "g_start", "W'", "b'"], got, want):
         assert a.shape == c.shape and a.dtype == c.dtype == tf.float64, name
@@ -98,14 +100,71 @@ def test_float32_equals_the_xla_kernels(built, layers, width, batch):
 
 
 @pytest.mark.parametrize(
-    "layers, width, dtype", [(3000, 4, np.float32), (3000, 4, np.float64), (300, 32, np.float64)]
+    "layers, width, batch, dtype",
+    [
+        (3000, 4, 16, np.float32),
+        (3000, 4, 16, np.float64),
+        (3000, 2, 40, np.float64),
+        (300, 32, 16, np.float64),
+    ],
 )
-def test_one_thread_and_two_give_identical_results(built, layers, width, dtype):
-    h, g, W, b = chunk(layers, width, 16, dtype, seed=2)
-    one = all_calls(NativeChunkKernels("softsign", 0.02, threads=1), h, g, W, b)
-    two = all_calls(NativeChunkKernels("softsign", 0.02, threads=2), h, g, W, b)
+def test_a_thread_count_always_gives_the_same_bits_and_one_and_two_agree(
+    built, layers, width, batch, dtype
+):
+    h, g, W, b = chunk(layers, width, batch, dtype, seed=2)
+    runs = {
+        threads: [
+            all_calls(NativeChunkKernels("softsign", 0.02, threads=threads), h, g, W, b)
+            for _ in range(2)
+        ]
+        for threads in (1, 2)
+    }
+    for first, again in runs.values():
+        for a, c in zip(first, again):
+            np.testing.assert_array_equal(a.numpy(), c.numpy())
+    one, two = runs[1][0], runs[2][0]
+    # Every sample's own walk (h, g) is the same arithmetic; only the weight gradients' sums
+    # over the batch are added in another order.
+    for index in (0, 1, 4):
+        np.testing.assert_array_equal(one[index].numpy(), two[index].numpy())
     for a, c in zip(one, two):
-        np.testing.assert_array_equal(a.numpy(), c.numpy())
+        assert relative_error(a, c) <= (1e-5 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "layers, width, batch, dtype",
+    [
+        (3000, 4, 16, np.float32),
+        (700, 4, 16, np.float64),
+        (700, 2, 20, np.float64),
+        (300, 3, 5, np.float64),
+    ],
+)
+def test_the_in_place_update_equals_the_op(built, layers, width, batch, dtype, threads):
+    h, g, W, b = chunk(layers, width, batch, dtype, seed=4)
+    kernels = NativeChunkKernels("tanh", 0.03, threads=threads)
+    g_op, W_op, b_op = kernels.backward_sgd(h, g, W, b, 0.125)
+    W_here, b_here = W.copy(), b.copy()
+    g_here = kernels.backward_sgd_in_place(h, g, W_here, b_here, 0.125)
+    np.testing.assert_array_equal(g_here, g_op.numpy())
+    np.testing.assert_array_equal(W_here, W_op.numpy())
+    np.testing.assert_array_equal(b_here, b_op.numpy())
+    assert not np.array_equal(W_here, W)
+
+
+def test_the_in_place_update_refuses_arrays_it_cannot_write(built):
+    h, g, W, b = chunk(10, 4, 16, np.float32)
+    kernels = NativeChunkKernels("softsign", 0.1)
+    with pytest.raises(ValueError, match="`W` must be a C-contiguous, writeable"):
+        kernels.backward_sgd_in_place(h, g, np.asfortranarray(W), b, 0.1)
+    W.flags.writeable = False
+    with pytest.raises(ValueError, match="`W` must be a C-contiguous, writeable"):
+        kernels.backward_sgd_in_place(h, g, W, b, 0.1)
+    with pytest.raises(ValueError, match="are not one chunk of one dtype"):
+        kernels.backward_sgd_in_place(h, g, W.copy(), b[:5].copy(), 0.1)
+    with pytest.raises(ValueError, match="must be \\(B, 4\\)"):
+        kernels.backward_sgd_in_place(h[:, :3], g, W.copy(), b, 0.1)
 
 
 def test_sgd_uses_each_layers_pre_update_weights(built):
@@ -252,6 +311,12 @@ def test_bad_arguments_are_refused():
         NativeChunkKernels("softsign", 0.1, threads=0)
 
 
-def test_default_threads_follow_tensorflows_intra_op_setting():
-    intra = tf.config.threading.get_intra_op_parallelism_threads()
-    assert native.default_threads() == (2 if intra >= 2 else 1)
+def test_default_threads_use_two_cores_unless_told_otherwise(monkeypatch):
+    monkeypatch.setattr(native.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    assert native.default_threads() == 2
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 1)
+    assert native.default_threads() == 1
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    monkeypatch.setattr(native.os, "sched_getaffinity", lambda pid: {3})
+    assert native.default_threads() == 1

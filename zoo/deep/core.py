@@ -230,11 +230,16 @@ class DeepNetwork:
         raise to keep the step from being committed (e.g. on a non-finite loss)."""
         x = tf.convert_to_tensor(x, self.dtype)
         y = tf.convert_to_tensor(y, tf.int32)
+        # Native kernels on NumPy-held weights (CPU: in memory or streamed) update each chunk
+        # where it lies; other kernels return a new chunk that the store copies in.
+        in_place = hasattr(self.kernels, "backward_sgd_in_place") and self.weights.has_arrays
+        chunk = self.weights.scratch if in_place else self.weights.read
         h0 = self.stem(x)
         boundaries, h = [], h0
         for start, stop in self.chunks:
             boundaries.append(h)
-            h = self.kernels.forward(h, *self.weights.read(start, stop))
+            W, b = chunk(start, stop)
+            h = self.kernels.forward(h, W, b)
         logits = tf.matmul(h, self.params["W_out"]) + self.params["b_out"]
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
         accuracy = tf.reduce_mean(
@@ -249,8 +254,11 @@ class DeepNetwork:
         self.weights.begin_step()
         lr = tf.constant(layer_lr, self.dtype)
         for (start, stop), h_start in zip(reversed(self.chunks), reversed(boundaries)):
-            W, b = self.weights.read(start, stop)
-            g, W, b = self.kernels.backward_sgd(h_start, g, W, b, lr)
+            W, b = chunk(start, stop)
+            if in_place:
+                g = self.kernels.backward_sgd_in_place(h_start, g, W, b, layer_lr)
+            else:
+                g, W, b = self.kernels.backward_sgd(h_start, g, W, b, lr)
             self.weights.write(start, W, b)
         d = g * (1 - tf.square(h0))
         self.params["W_in"].assign_sub(layer_lr * tf.matmul(x, d, transpose_a=True))

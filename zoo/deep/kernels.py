@@ -25,6 +25,7 @@ Per chunk the backward holds the layer inputs (`n x B x w`) and the new weights,
 import warnings
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from zoo.errors import UsageError
@@ -166,14 +167,14 @@ class NativeChunkKernels:
     """The chunk kernels as native CPU ops (`zoo/deep/native/deep_core_ops.cc`).
 
     The same calls, shapes and results as `ChunkKernels` (float32 and float64), run as compiled
-    C++ on the CPU: batch samples as SIMD lanes, and a second thread pipelining the backward's
-    recomputation with its reverse walk.
+    C++ on the CPU: batch samples as SIMD lanes, split between threads. `backward_sgd_in_place`
+    updates NumPy weight arrays where they are (no new copy of the chunk).
 
     Args:
         activation: "softsign", "tanh" or "relu".
         alpha: residual scale.
-        threads: threads per call (default `zoo.deep.native.default_threads()`): 2 lets the
-            backward recompute one sub-chunk while it walks the next in reverse.
+        threads: threads per call (default `zoo.deep.native.default_threads()`): 2 split the
+            batch (a given count always gives the same bits).
 
     Raises:
         NativeBuildError: the ops cannot be built or loaded on this machine.
@@ -200,6 +201,7 @@ class NativeChunkKernels:
             native.default_threads() if threads is None else check_positive_int("threads", threads)
         )
         self._ops = native.load()
+        self._in_place = native.in_place_function()
 
     def _inputs(self, *tensors):
         first = tf.convert_to_tensor(tensors[0])
@@ -241,6 +243,48 @@ class NativeChunkKernels:
                     threads=self.threads,
                 )
             )
+
+    def backward_sgd_in_place(self, h_start, g_end, W: np.ndarray, b: np.ndarray, lr) -> np.ndarray:
+        """`backward_sgd` writing `W - lr dW` and `b - lr db` into the arrays `W` and `b`
+        themselves (C-contiguous, writeable, float32 or float64); returns `g_start` (NumPy).
+
+        The same walk and bits as `backward_sgd`, without a new copy of the chunk."""
+        for name, array in (("W", W), ("b", b)):
+            if not (
+                isinstance(array, np.ndarray)
+                and array.flags.c_contiguous
+                and array.flags.writeable
+                and array.dtype in (np.float32, np.float64)
+            ):
+                raise ValueError(f"`{name}` must be a C-contiguous, writeable float32/64 array")
+        layers, width = W.shape[0], W.shape[1]
+        if W.shape != (layers, width, width) or b.shape != (layers, width) or b.dtype != W.dtype:
+            raise ValueError(f"`W` {W.shape} and `b` {b.shape} are not one chunk of one dtype")
+        h_start = np.ascontiguousarray(h_start, W.dtype)
+        g_end = np.ascontiguousarray(g_end, W.dtype)
+        if h_start.ndim != 2 or h_start.shape[1] != width or g_end.shape != h_start.shape:
+            raise ValueError(
+                f"`h_start` {h_start.shape} and `g_end` {g_end.shape} must be (B, {width})"
+            )
+        g_start = np.empty_like(g_end)
+        status = self._in_place(
+            1 if W.dtype == np.float32 else 2,
+            self.activation.encode(),
+            self.threads,
+            h_start.shape[0],
+            width,
+            layers,
+            self.alpha,
+            float(lr),
+            h_start.ctypes.data,
+            g_end.ctypes.data,
+            W.ctypes.data,
+            b.ctypes.data,
+            g_start.ctypes.data,
+        )
+        if status != 0:
+            raise ValueError("the native in-place backward refused its arguments")
+        return g_start
 
 
 _warned = set()

@@ -257,6 +257,16 @@ class InMemoryWeights:
         for start, _, W, b in self._pieces:
             yield start, W.numpy(), b.numpy()
 
+    @property
+    def has_arrays(self) -> bool:
+        """Whether the core is NumPy arrays (CPU), so `scratch` can hand out chunks."""
+        return self._arrays is not None
+
+    def scratch(self, start: int, stop: int):
+        """Layers `[start, stop)` as writeable NumPy views of the core itself (CPU only): a
+        kernel that updates them in place has updated the core, and `write` is then a no-op."""
+        return self._arrays[0][start:stop], self._arrays[1][start:stop]
+
     def read(self, start: int, stop: int):
         if self._arrays is not None:
             # Slices of aligned arrays: TensorFlow wraps them without a copy (`write` overwrites
@@ -276,6 +286,8 @@ class InMemoryWeights:
     def write(self, start: int, W, b) -> None:
         stop = start + int(W.shape[0])
         if self._arrays is not None:
+            if isinstance(W, np.ndarray) and W.ctypes.data == self._arrays[0][start:].ctypes.data:
+                return  # a `scratch` view, already updated in place
             self._arrays[0][start:stop] = np.asarray(W)
             self._arrays[1][start:stop] = np.asarray(b)
             return
@@ -597,6 +609,22 @@ class FileWeights:
         crash_point("deep-after-commit")
 
     # --- the step protocol (DeepNetwork) --------------------------------------------------
+
+    has_arrays = True
+    _scratch = None
+
+    def scratch(self, start: int, stop: int):
+        """Layers `[start, stop)` of the current copy read into one reused, 64-byte-aligned
+        buffer: valid until the next `scratch` call (a step's `write` stores it first)."""
+        count = stop - start
+        if self._scratch is None or self._scratch[0].shape[0] < count:
+            self._scratch = (
+                aligned_empty((count, self.width, self.width), self.dtype),
+                aligned_empty((count, self.width), self.dtype),
+            )
+        W, b = self._scratch[0][:count], self._scratch[1][:count]
+        self.load_into(start, W, b)
+        return W, b
 
     def read(self, start: int, stop: int):
         W, b = self.load(start, stop)

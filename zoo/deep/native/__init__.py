@@ -202,7 +202,8 @@ def build(cache_dir: Optional[Path] = None) -> Build:
     return Build(library, True, log)
 
 
-_LOADED = {}
+_LOADED = {}  # cache key -> (ops module, library path)
+_IN_PLACE = {}  # cache key -> the ctypes function
 
 
 def load(cache_dir: Optional[Path] = None):
@@ -217,7 +218,7 @@ def load(cache_dir: Optional[Path] = None):
 
         library = build(cache_dir).path
         try:
-            _LOADED[key] = tf.load_op_library(str(library))
+            ops = tf.load_op_library(str(library))
         except Exception as error:  # TensorFlow raises NotFoundError (dlopen) and others
             first_line = (
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -225,16 +226,58 @@ def load(cache_dir: Optional[Path] = None):
             raise NativeBuildError(
                 f"the native deep-core ops in {library} did not load: {first_line}"
             ) from error
-    return _LOADED[key]
+        _LOADED[key] = (ops, library)
+    return _LOADED[key][0]
+
+
+def in_place_function(cache_dir: Optional[Path] = None):
+    """The library's C function `zoo_deep_backward_sgd_in_place` (ctypes; see
+    `deep_core_ops.cc`), which updates caller-owned weight arrays in place. Loads the library
+    like `load`.
+
+    Raises:
+        NativeBuildError: the ops cannot be built or loaded here.
+    """
+    import ctypes
+
+    key = str(Path(cache_dir if cache_dir is not None else cache_root()).resolve())
+    load(cache_dir)
+    if key not in _IN_PLACE:
+        function = ctypes.CDLL(str(_LOADED[key][1])).zoo_deep_backward_sgd_in_place
+        pointer, size = ctypes.c_void_p, ctypes.c_int64
+        function.argtypes = [
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_int,
+            size,
+            ctypes.c_double,
+            ctypes.c_double,
+            pointer,
+            pointer,
+            pointer,
+            pointer,
+            pointer,
+        ]
+        function.restype = ctypes.c_int
+        _IN_PLACE[key] = function
+    return _IN_PLACE[key]
 
 
 def default_threads() -> int:
-    """Threads a native kernel uses unless told: 1, or 2 when TensorFlow's intra-op setting asks
-    for 2 or more (`tf.config.threading.set_intra_op_parallelism_threads`).
+    """Threads a native kernel uses unless told: 2 where this process may run on two or more
+    cores, else 1; TensorFlow's intra-op setting caps it when set
+    (`tf.config.threading.set_intra_op_parallelism_threads(1)` gives 1).
 
-    The second thread pipelines the backward (see `deep_core_kernels.h`). On this project's
-    shared 2-core machine it did not pay (both cores busy with other work), so it is opt-in."""
+    Two threads split the batch (see `deep_core_kernels.h`); the kernels use at most two. A
+    given thread count always gives the same bits; one and two threads differ in the rounding
+    of the weight gradients' sums only."""
     import tensorflow as tf
 
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
     intra = tf.config.threading.get_intra_op_parallelism_threads()
-    return 2 if intra >= 2 else 1
+    return max(1, min(2, cores, intra if intra > 0 else 2))

@@ -15,10 +15,13 @@
 // with the pre-update W_i, and write W_i - lr dW_i (or dW_i). Every layer's gradient is taken
 // with its pre-update weights, so this is exactly one plain SGD step.
 //
-// Threads. Each walk is bound by the latency of one layer's chain of dependent instructions, not
-// by throughput, so splitting a small batch across threads gains little. The forward splits the
-// batch only into whole lane groups; the backward uses a second thread as a pipeline: it
-// recomputes sub-chunk c - 1 while the first walks sub-chunk c in reverse.
+// Threads split the batch into lane groups, one or more per thread: each thread walks its own
+// samples alone (forward, recomputation, reverse walk). A walk is bound by one layer's chain
+// of dependent instructions and by the divider's throughput, so a group of one vector of
+// samples per thread runs each layer in about two thirds of the time two vectors take on one.
+// In the backward the threads meet once per sub-chunk to sum their partial weight gradients
+// (in thread order: a given thread count always gives the same bits) before those layers are
+// updated.
 
 #ifndef ZOO_DEEP_CORE_KERNELS_H_
 #define ZOO_DEEP_CORE_KERNELS_H_
@@ -59,11 +62,9 @@ struct Simd {
   static constexpr int lanes = kVectorBytes / sizeof(T);
 };
 
-// Bytes of a sub-chunk's recomputed layer inputs and derivatives: well inside a 512 KiB L2 for
-// one thread; larger for the two-thread pipeline (its buffers pass between cores through L3
-// anyway), so the threads meet less often.
+// Bytes of a thread's recomputed layer inputs and derivatives per sub-chunk: well inside a
+// 512 KiB L2.
 constexpr int64_t kSubChunkBytes = 192 * 1024;
-constexpr int64_t kPipelineSubChunkBytes = 1024 * 1024;
 // Below this many multiply-adds per call a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
@@ -172,6 +173,18 @@ static inline void sum_lanes(V* a) {
   fold_levels<Lanes, Count, Lanes>(a);
 }
 
+// One layer's result from its summed gradient: `old - lr * gradient`, or the gradient when `lr`
+// is null. `out` may be `old`.
+template <typename T>
+static inline void write_result(const T* gradient, const T* old, int64_t size, const T* lr, T* out) {
+  if (lr) {
+    const T rate = *lr;
+    for (int64_t m = 0; m < size; ++m) out[m] = old[m] - rate * gradient[m];
+  } else {
+    std::copy_n(gradient, size, out);
+  }
+}
+
 // --- a lane group of a small compile-time width: samples as SIMD lanes ------------------------
 
 template <typename T, int W, int NV, class Act>
@@ -182,6 +195,7 @@ class LaneGroup {
   static constexpr int kCapacity = NV * kLanes;             // samples per group
   static constexpr int kPartial = ((W * W + W + kLanes - 1) / kLanes) * kLanes;  // dW, db, pad
   static constexpr int64_t kStateSize = W * NV * kLanes;   // in T
+  static constexpr bool kDirect = true;  // reverse<true> writes each layer's result itself
 
   static int capacity(int) { return kCapacity; }
   static int64_t partial_stride(int) { return kPartial; }
@@ -225,9 +239,14 @@ class LaneGroup {
     std::memcpy(h_, h, sizeof(h));
   }
 
-  // The reverse walk over `layers` layers kept in `buffer`; adds layer i's dW (row-major) and
-  // db to partial[i * kPartial ...].
-  void reverse(const T* weights, int64_t layers, const V* buffer, T* partial) {
+  // The reverse walk over `layers` layers kept in `buffer`. Without Direct it adds layer i's
+  // dW (row-major) and db to partial[i * kPartial ...]; with Direct (the whole batch in this one
+  // group) it writes the layer's result itself: `W - lr dW` and `b - lr db` to out_w / out_b, or
+  // dW and db when `lr` is null. Layer i's weights are read before its result is written, so
+  // out_w may be `weights` (an in-place update).
+  template <bool Direct>
+  void reverse(const T* weights, const T* biases, int64_t layers, const V* buffer, T* partial, const T* lr, T* out_w,
+               T* out_b) {
     V g[W][NV];
     std::memcpy(g, g_, sizeof(g));
     const T alpha = alpha_;
@@ -254,8 +273,14 @@ class LaneGroup {
       }
       for (int m = W * W + W; m < kPartial; ++m) sums[m] = V{};
       sum_lanes<kPartial, kLanes>(sums);
-      V* out = reinterpret_cast<V*>(partial + i * kPartial);
-      for (int m = 0; m < kPartial / kLanes; ++m) out[m] += sums[m];
+      if constexpr (Direct) {
+        const T* total = reinterpret_cast<const T*>(sums);
+        write_result(total, w, W * W, lr, out_w + i * W * W);
+        write_result(total + W * W, biases + i * W, W, lr, out_b + i * W);
+      } else {
+        V* out = reinterpret_cast<V*>(partial + i * kPartial);
+        for (int m = 0; m < kPartial / kLanes; ++m) out[m] += sums[m];
+      }
     }
     std::memcpy(g_, g, sizeof(g));
   }
@@ -287,6 +312,7 @@ class SampleGroup {
  public:
   using V = T;
 
+  static constexpr bool kDirect = false;
   static int capacity(int samples) { return samples; }
   static int64_t partial_stride(int width) { return int64_t(width) * width + width; }
   static int64_t buffer_per_layer(int width, int samples) { return 2 * int64_t(width) * samples; }
@@ -335,7 +361,9 @@ class SampleGroup {
     }
   }
 
-  void reverse(const T* weights, int64_t layers, const T* buffer, T* partial) {
+  template <bool Direct>
+  void reverse(const T* weights, const T*, int64_t layers, const T* buffer, T* partial, const T*, T*, T*) {
+    static_assert(!Direct, "a sample group sums its gradients in `partial`");
     const int w = width_;
     const int64_t size = int64_t(w) * samples_;
     const int64_t stride = partial_stride(w);
@@ -374,8 +402,6 @@ class SampleGroup {
  private:
   int width_, samples_;
   T alpha_;
-  // The forward (h_, z_) and the reverse walk (g_, dz_) touch disjoint state: in the backward's
-  // pipeline two threads run them at once.
   std::vector<T> h_, g_, z_, dz_;
 };
 
@@ -475,25 +501,17 @@ static void chunk_forward(const Problem& p, T alpha, const T* h, const T* weight
   });
 }
 
-// One layer's output from its summed gradient: `old - lr * gradient`, or the gradient.
-template <typename T>
-static inline void write_layer(const T* gradient, const T* old, int64_t size, const T* lr, T* out) {
-  if (lr) {
-    const T rate = *lr;
-    for (int64_t m = 0; m < size; ++m) out[m] = old[m] - rate * gradient[m];
-  } else {
-    std::copy_n(gradient, size, out);
-  }
-}
-
 // The backward of a chunk. With `lr` it writes W - lr dW and b - lr db to out_w / out_b, else
-// dW and db.
+// dW and db; out_w / out_b may be weights / biases (an in-place update: every layer's weights
+// are read, by every thread, before its result is written).
 //
-// Every layer's reverse step depends on the one after it, and each walk is bound by the latency
-// of one layer's chain of dependent instructions, not by throughput: a second thread on half the
-// batch would wait on the same chain. So a second thread pipelines instead: while one thread
-// walks sub-chunk c in reverse, the other recomputes sub-chunk c - 1 from its boundary (both
-// read only pre-update weights), into the other of two buffers; they meet once per sub-chunk.
+// Threads split the batch: thread t owns whole lane groups and walks them alone (the boundaries,
+// the recomputation, the reverse walk), adding its groups' per-layer gradients into its own
+// partial sums for the sub-chunk. After each sub-chunk the threads meet once; then each writes
+// the results of its share of that sub-chunk's layers, summing the threads' partials in thread
+// order (so a given thread count always gives the same bits). Partial sums are double-buffered
+// by sub-chunk parity, so one meeting per sub-chunk is enough. One thread holding the whole
+// batch in one group writes each layer's result in the reverse walk itself (no partial sums).
 template <typename T, class G>
 static void chunk_backward(int threads, int batch, int w, int64_t layers, T alpha, const T* h_start, const T* g_end,
                            const T* weights, const T* biases, const T* lr, T* g_start, T* out_w, T* out_b) {
@@ -506,80 +524,96 @@ static void chunk_backward(int threads, int batch, int w, int64_t layers, T alph
     groups.back().load_h(h_start + int64_t(s) * w);
     groups.back().load_g(g_end + int64_t(s) * w);
   }
-  const int64_t group_layer = G::buffer_per_layer(w, std::min(capacity, batch));  // in T
-  const int64_t layer_bytes = group_layer * int64_t(groups.size()) * sizeof(T);
+  const int n_groups = int(groups.size());
   const int64_t work = int64_t(batch) * ww * layers;
-  const int64_t pipeline_sub = std::max<int64_t>(1, kPipelineSubChunkBytes / layer_bytes);
-  const int used = threads >= 2 && layers >= 2 * pipeline_sub && work >= 2 * kMinWorkPerThread ? 2 : 1;
-  const int64_t budget = used == 2 ? kPipelineSubChunkBytes : kSubChunkBytes;
-  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, budget / layer_bytes));
+  const int used = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(threads), int64_t(n_groups),
+                                                                work / kMinWorkPerThread})));
+  auto first_group = [&](int t) { return n_groups * t / used; };
+  const int most_groups = (n_groups + used - 1) / used;
+  const int64_t group_layer = G::buffer_per_layer(w, std::min(capacity, batch));  // in T
+  const int64_t layer_bytes = group_layer * most_groups * int64_t(sizeof(T));
+  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, kSubChunkBytes / layer_bytes));
   const int64_t subs = (layers + sub - 1) / sub;
+  const bool direct = G::kDirect && used == 1 && n_groups == 1;
 
-  // The sub-chunk boundaries, group by group.
   const int64_t state = groups[0].state_size();
-  std::vector<T> bounds(size_t(subs * state * groups.size()));
-  for (size_t q = 0; q < groups.size(); ++q)
-    for (int64_t c = 0; c < subs; ++c) {
-      groups[q].save(&bounds[(q * subs + c) * state]);
-      if (c + 1 < subs) groups[q].template forward<false>(weights + c * sub * ww, biases + c * sub * w, sub, nullptr);
-    }
-
-  AlignedArray<T> kept[2] = {AlignedArray<T>(group_layer * sub * groups.size()),
-                             AlignedArray<T>(group_layer * sub * groups.size())};
-  AlignedArray<T> partial(sub * stride);
-  auto kept_of = [&](int64_t c, size_t q) {
-    return reinterpret_cast<typename G::V*>(kept[c & 1].get() + q * group_layer * sub);
-  };
-  auto recompute = [&](int64_t c) {
-    const int64_t first = c * sub, count = std::min(sub, layers - first);
-    for (size_t q = 0; q < groups.size(); ++q) {
-      groups[q].restore(&bounds[(q * subs + c) * state]);
-      groups[q].template forward<true>(weights + first * ww, biases + first * w, count, kept_of(c, q));
-    }
-  };
-  auto reverse = [&](int64_t c) {
-    const int64_t first = c * sub, count = std::min(sub, layers - first);
-    std::fill(partial.get(), partial.get() + count * stride, T(0));
-    for (size_t q = 0; q < groups.size(); ++q)
-      groups[q].reverse(weights + first * ww, count, kept_of(c, q), partial.get());
-    for (int64_t i = 0; i < count; ++i) {
-      const int64_t layer = first + i;
-      write_layer(partial.get() + i * stride, weights + layer * ww, ww, lr, out_w + layer * ww);
-      write_layer(partial.get() + i * stride + ww, biases + layer * w, w, lr, out_b + layer * w);
-    }
-  };
-  if (used == 1) {
-    for (int64_t c = subs - 1; c >= 0; --c) {
-      recompute(c);
-      reverse(c);
-    }
-  } else {
-    recompute(subs - 1);
-    Barrier barrier(2);
-    run_threads(2, [&](int t) {
-      for (int64_t c = subs - 1; c >= 0; --c) {
-        if (t == 1) {
-          reverse(c);
-        } else if (c > 0) {
-          recompute(c - 1);
-        }
-        barrier.wait();
-      }
-    });
+  std::vector<T> bounds(size_t(subs * state * n_groups));
+  std::vector<std::unique_ptr<AlignedArray<T>>> kept, partial;
+  for (int t = 0; t < used; ++t) {
+    kept.emplace_back(new AlignedArray<T>(group_layer * sub * most_groups));
+    for (int parity = 0; parity < 2; ++parity) partial.emplace_back(new AlignedArray<T>(direct ? 1 : sub * stride));
   }
-  for (size_t q = 0; q < groups.size(); ++q) groups[q].store_g(g_start + int64_t(q) * capacity * w);
+  Barrier barrier(used);
+  run_threads(used, [&](int t) {
+    const int q0 = first_group(t), q1 = first_group(t + 1);
+    std::vector<T> total(static_cast<size_t>(stride));
+    auto kept_of = [&](int q) {
+      return reinterpret_cast<typename G::V*>(kept[t]->get() + (q - q0) * group_layer * sub);
+    };
+    // The sub-chunk boundaries of this thread's groups.
+    for (int q = q0; q < q1; ++q)
+      for (int64_t c = 0; c < subs; ++c) {
+        groups[q].save(&bounds[(q * subs + c) * state]);
+        if (c + 1 < subs) groups[q].template forward<false>(weights + c * sub * ww, biases + c * sub * w, sub, nullptr);
+      }
+    for (int64_t c = subs - 1; c >= 0; --c) {
+      const int64_t first = c * sub, count = std::min(sub, layers - first);
+      const T* layer_w = weights + first * ww;
+      const T* layer_b = biases + first * w;
+      for (int q = q0; q < q1; ++q) {
+        groups[q].restore(&bounds[(q * subs + c) * state]);
+        groups[q].template forward<true>(layer_w, layer_b, count, kept_of(q));
+      }
+      if constexpr (G::kDirect) {
+        if (direct) {
+          groups[0].template reverse<true>(layer_w, layer_b, count, kept_of(0), nullptr, lr, out_w + first * ww,
+                                           out_b + first * w);
+          continue;
+        }
+      }
+      T* mine = partial[2 * t + (c & 1)]->get();
+      std::fill(mine, mine + count * stride, T(0));
+      for (int q = q0; q < q1; ++q)
+        groups[q].template reverse<false>(layer_w, layer_b, count, kept_of(q), mine, nullptr, nullptr, nullptr);
+      barrier.wait();
+      // This thread's share of the sub-chunk's layers: the threads' partials summed in order.
+      for (int64_t i = count * t / used; i < count * (t + 1) / used; ++i) {
+        T* sum = total.data();
+        std::copy_n(partial[c & 1]->get() + i * stride, stride, sum);
+        for (int u = 1; u < used; ++u) {
+          const T* other = partial[2 * u + (c & 1)]->get() + i * stride;
+          for (int64_t m = 0; m < stride; ++m) sum[m] += other[m];
+        }
+        write_result(sum, layer_w + i * ww, ww, lr, out_w + (first + i) * ww);
+        write_result(sum + ww, layer_b + i * w, w, lr, out_b + (first + i) * w);
+      }
+    }
+  });
+  for (int q = 0; q < n_groups; ++q) groups[q].store_g(g_start + int64_t(q) * capacity * w);
 }
 
 // --- dispatch: dtype x activation x width ---------------------------------------------------
 
+// The lane group for a width and batch: samples as SIMD lanes for widths 1, 2, 4 and 8 (the
+// widest group that still gives every thread a group of its own), else sample by sample.
 template <typename T, class Act, class F>
-static void with_group(int width, int batch, F&& f) {
+static void with_group(int width, int batch, int threads, F&& f) {
   constexpr int lanes = Simd<T>::lanes;
   if (batch >= lanes) {
+    // Narrow groups (one vector of samples) when wide ones would leave a thread without work.
+    auto narrow = [&](int wide) {
+      return threads >= 2 && (batch + wide - 1) / wide < std::min(threads, (batch + lanes - 1) / lanes);
+    };
     switch (width) {
-      case 1: return f(static_cast<LaneGroup<T, 1, 4, Act>*>(nullptr), 4 * lanes);
-      case 2: return f(static_cast<LaneGroup<T, 2, 4, Act>*>(nullptr), 4 * lanes);
-      case 4: return f(static_cast<LaneGroup<T, 4, 2, Act>*>(nullptr), 2 * lanes);
+      case 1:
+        if (narrow(4 * lanes)) return f(static_cast<LaneGroup<T, 1, 1, Act>*>(nullptr), lanes);
+        return f(static_cast<LaneGroup<T, 1, 4, Act>*>(nullptr), 4 * lanes);
+      case 2:
+        if (narrow(4 * lanes)) return f(static_cast<LaneGroup<T, 2, 1, Act>*>(nullptr), lanes);
+        return f(static_cast<LaneGroup<T, 2, 4, Act>*>(nullptr), 4 * lanes);
+      case 4:
+        if (narrow(2 * lanes)) return f(static_cast<LaneGroup<T, 4, 1, Act>*>(nullptr), lanes);
+        return f(static_cast<LaneGroup<T, 4, 2, Act>*>(nullptr), 2 * lanes);
       case 8: return f(static_cast<LaneGroup<T, 8, 1, Act>*>(nullptr), lanes);
       default: break;
     }
@@ -588,10 +622,10 @@ static void with_group(int width, int batch, F&& f) {
 }
 
 template <typename T, class F>
-static void with_activation(const std::string& activation, int width, int batch, F&& f) {
-  if (activation == "softsign") return with_group<T, Softsign>(width, batch, f);
-  if (activation == "tanh") return with_group<T, Tanh>(width, batch, f);
-  return with_group<T, Relu>(width, batch, f);
+static void with_activation(const std::string& activation, int width, int batch, int threads, F&& f) {
+  if (activation == "softsign") return with_group<T, Softsign>(width, batch, threads, f);
+  if (activation == "tanh") return with_group<T, Tanh>(width, batch, threads, f);
+  return with_group<T, Relu>(width, batch, threads, f);
 }
 
 }  // namespace zoo_deep

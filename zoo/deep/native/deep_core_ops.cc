@@ -7,6 +7,11 @@
 //   ZooDeepChunkBackwardSgd(h_start, g_end, weights, biases, alpha, lr)
 //                                                                  -> g_start, new_weights, new_biases
 //
+// and one plain C function for callers that own the weights' memory (NumPy arrays, through
+// ctypes), which updates them in place instead of returning a new copy of the chunk:
+//
+//   zoo_deep_backward_sgd_in_place(...)                             (see its comment below)
+//
 // The walks themselves are in deep_core_kernels.h.
 
 #include <string>
@@ -128,7 +133,7 @@ class ForwardOp : public ChunkOp {
     const int64_t layers = weights.dim_size(0);
     if (batch == 0) return;
     const T alpha = c->input(3).scalar<T>()();
-    with_activation<T>(activation_, width, batch, [&](auto* group, int block) {
+    with_activation<T>(activation_, width, batch, threads_, [&](auto* group, int block) {
       using G = std::remove_pointer_t<decltype(group)>;
       const Problem p = plan<T, G>(batch, width, layers, threads_, block);
       chunk_forward<T, G>(p, alpha, h.flat<T>().data(), weights.flat<T>().data(), biases.flat<T>().data(),
@@ -168,7 +173,7 @@ class BackwardOp : public ChunkOp {
       }
       return;
     }
-    with_activation<T>(activation_, width, batch, [&](auto* group, int block) {
+    with_activation<T>(activation_, width, batch, threads_, [&](auto* group, int block) {
       using G = std::remove_pointer_t<decltype(group)>;
       chunk_backward<T, G>(threads_, batch, width, layers, alpha, h.flat<T>().data(), g.flat<T>().data(), weights.flat<T>().data(),
                            biases.flat<T>().data(), Sgd ? &lr : nullptr, g_start->flat<T>().data(),
@@ -190,3 +195,41 @@ ZOO_DEEP_REGISTER(float)
 ZOO_DEEP_REGISTER(double)
 
 }  // namespace zoo_deep
+
+// The chunk backward-with-SGD on caller-owned arrays: reads h_start and g_end (batch x width),
+// updates weights (layers x width x width) and biases (layers x width) in place to
+// `W - lr dW`, `b - lr db`, and writes g_start (batch x width). `dtype` is 1 for float32, 2
+// for float64. Returns 0, or -1 for an argument it does not take (the Python wrapper checks
+// them first). The same walk, threads and bits as ZooDeepChunkBackwardSgd.
+extern "C" int zoo_deep_backward_sgd_in_place(int dtype, const char* activation, int threads, int batch, int width,
+                                              int64_t layers, double alpha, double lr, const void* h_start,
+                                              const void* g_end, void* weights, void* biases, void* g_start) {
+  const std::string name(activation ? activation : "");
+  if ((dtype != 1 && dtype != 2) || (name != "softsign" && name != "tanh" && name != "relu") || threads < 1 ||
+      batch < 0 || width < 1 || layers < 0) {
+    return -1;
+  }
+  auto run = [&](auto zero) {
+    using T = decltype(zero);
+    const T* h = static_cast<const T*>(h_start);
+    const T* g = static_cast<const T*>(g_end);
+    T* w = static_cast<T*>(weights);
+    T* b = static_cast<T*>(biases);
+    T* out = static_cast<T*>(g_start);
+    if (layers == 0 || batch == 0) {
+      std::copy_n(g, int64_t(batch) * width, out);
+      return;
+    }
+    const T rate = T(lr);
+    zoo_deep::with_activation<T>(name, width, batch, threads, [&](auto* group, int) {
+      using G = std::remove_pointer_t<decltype(group)>;
+      zoo_deep::chunk_backward<T, G>(threads, batch, width, layers, T(alpha), h, g, w, b, &rate, out, w, b);
+    });
+  };
+  if (dtype == 1) {
+    run(float(0));
+  } else {
+    run(double(0));
+  }
+  return 0;
+}
