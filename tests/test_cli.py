@@ -205,3 +205,30 @@ def test_import_tensorflow_quietly_prints_nothing():
     )
     assert done.returncode == 0 and done.stdout.strip() == "3.0"
     assert done.stderr == "", done.stderr
+
+
+def test_a_compiling_training_run_prints_no_tensorflow_lines(tmp_path):
+    """TensorFlow's C++ logging (absl, oneDNN, CUDA, XLA's service lines at the first compile)
+    stays off stderr for a whole run, not only at import; `--verbose` lets it through."""
+    environment = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    command = [sys.executable, "-m", "zoo.cli"]
+    flags = ["argmax", "train", "--episodes", "1", "--steps-per-episode", "20"]
+    flags += ["--eval-batches", "1", "--quiet"]
+    quiet = subprocess.run(
+        [*command, *flags, "--run", str(tmp_path / "quiet")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "", quiet.stderr
+    loud = subprocess.run(
+        [*command, "--verbose", *flags, "--run", str(tmp_path / "loud")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loud.returncode == 0, loud.stderr
+    assert loud.stderr.strip(), "--verbose should keep TensorFlow's start-up lines"

@@ -580,6 +580,7 @@ class FileWeights:
             done = 0
             while done < len(view):
                 done += os.pwrite(self._fd, view[done:], offset + done)
+            _start_writeback(self._fd, offset, len(view))
 
     def commit(self, steps: int, record: bytes = b"") -> None:
         """Makes the spare copy, holding `steps` steps and `record`, the committed one: syncs
@@ -645,6 +646,28 @@ class FileWeights:
         if getattr(self, "_fd", None) is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _writeback_starter():
+    """`start(fd, offset, count)`: asks the kernel to begin writing those dirty pages to disk
+    now, without waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so a step's final
+    `fdatasync` finds most of its chunks already written; elsewhere a no-op. Durability still
+    comes from the `fdatasync` alone."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        function = libc.sync_file_range
+    except (OSError, AttributeError):
+        return lambda fd, offset, count: None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    write = 2  # SYNC_FILE_RANGE_WRITE
+    return lambda fd, offset, count: function(fd, offset, count, write)
+
+
+_start_writeback = _writeback_starter()
 
 
 def _fsync_directory(path: Path) -> None:
