@@ -91,6 +91,13 @@ class DeepMNIST(keras.Model):
             loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    def get_compile_config(self):
+        return super().get_compile_config()
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model as it was saved, through this class's `compile`."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     @property
     def network(self) -> DeepNetwork:
         """The `DeepNetwork` over this model's own variables (what the fused step trains)."""

@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -57,10 +59,19 @@ def test_fused_sgd_fit_lowers_the_loss_and_save_load(tmp_path):
     assert history.history["loss"][-1] < 0.6 * history.history["loss"][0]
     assert "accuracy" in history.history
     model.save(tmp_path / "deep.keras")
-    restored = keras.saving.load_model(tmp_path / "deep.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. Keras's "compile() was not called" on load
+        restored = keras.saving.load_model(tmp_path / "deep.keras")
     np.testing.assert_allclose(
         restored.predict(x[:4], verbose=0), model.predict(x[:4], verbose=0), rtol=1e-5, atol=1e-5
     )
+    # Loaded compiled: it evaluates, and trains on with the fused step, without a compile call.
+    assert restored.compiled and restored.run_eagerly
+    loss = restored.evaluate(x, y, verbose=0, return_dict=True)["loss"]
+    np.testing.assert_allclose(
+        loss, model.evaluate(x, y, verbose=0, return_dict=True)["loss"], rtol=1e-5
+    )
+    restored.fit(x, y, epochs=1, batch_size=16, verbose=0)
 
 
 def test_fused_fit_is_the_deep_network_step(tmp_path):
