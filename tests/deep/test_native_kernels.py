@@ -1,6 +1,6 @@
-"""The native CPU chunk kernels: built once into the user cache, equal to the XLA kernels with
-one thread and with two, the same bits for a given thread count, the in-place update equal to
-the op's, the cache reused and repaired, and the XLA fallback."""
+"""The native CPU chunk kernels: built once into the user cache, equal to the XLA kernels, the
+same bits with one thread or two, the in-place update equal to the op's, the cache reused and
+repaired, and the XLA fallback."""
 
 import shutil
 import subprocess
@@ -104,31 +104,20 @@ def test_float32_equals_the_xla_kernels(built, layers, width, batch):
     [
         (3000, 4, 16, np.float32),
         (3000, 4, 16, np.float64),
+        (3000, 2, 16, np.float32),
         (3000, 2, 40, np.float64),
+        (3000, 8, 48, np.float32),
         (300, 32, 16, np.float64),
     ],
 )
-def test_a_thread_count_always_gives_the_same_bits_and_one_and_two_agree(
-    built, layers, width, batch, dtype
-):
+def test_one_thread_and_two_give_the_same_bits(built, layers, width, batch, dtype):
+    """Two threads split the batch but add the weight gradients in one thread's order."""
     h, g, W, b = chunk(layers, width, batch, dtype, seed=2)
-    runs = {
-        threads: [
-            all_calls(NativeChunkKernels("softsign", 0.02, threads=threads), h, g, W, b)
-            for _ in range(2)
-        ]
-        for threads in (1, 2)
-    }
-    for first, again in runs.values():
-        for a, c in zip(first, again):
-            np.testing.assert_array_equal(a.numpy(), c.numpy())
-    one, two = runs[1][0], runs[2][0]
-    # Every sample's own walk (h, g) is the same arithmetic; only the weight gradients' sums
-    # over the batch are added in another order.
-    for index in (0, 1, 4):
-        np.testing.assert_array_equal(one[index].numpy(), two[index].numpy())
+    one = all_calls(NativeChunkKernels("softsign", 0.02, threads=1), h, g, W, b)
+    two = all_calls(NativeChunkKernels("softsign", 0.02, threads=2), h, g, W, b)
+    assert NativeChunkKernels("softsign", 0.02, threads=2).threads == 2
     for a, c in zip(one, two):
-        assert relative_error(a, c) <= (1e-5 if dtype == np.float32 else 1e-13)
+        np.testing.assert_array_equal(a.numpy(), c.numpy())
 
 
 @pytest.mark.parametrize("threads", [1, 2])

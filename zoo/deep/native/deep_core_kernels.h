@@ -65,6 +65,9 @@ struct Simd {
 // Bytes of a thread's recomputed layer inputs and derivatives per sub-chunk: well inside a
 // 512 KiB L2.
 constexpr int64_t kSubChunkBytes = 192 * 1024;
+// Per thread and parity when threads split the batch (both parities and the other thread's
+// buffer are read by each thread).
+constexpr int64_t kSplitSubChunkBytes = 96 * 1024;
 // Below this many multiply-adds per call a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = 1 << 16;
 
@@ -128,6 +131,21 @@ struct Relu {
     return h + alpha * (z > 0 ? z : T(0));
   }
 };
+
+// `x`, as a value the compiler must compute before using it: `opaque(a * b) + c * d` can only
+// become fma(c, d, a * b), never fma(a, b, c * d). Sums of products written with it round the
+// same way wherever they are computed (one group's walk, or several groups' added later).
+template <typename X>
+static inline X opaque(X x) {
+#if defined(__x86_64__) || defined(__i386__)
+  asm("" : "+x"(x));
+#elif defined(__aarch64__)
+  asm("" : "+w"(x));
+#else
+  asm("" : "+m"(x));
+#endif
+  return x;
+}
 
 // sum_j x[j] * w[j * W] (+ start): two interleaved chains, so the latency is about half a serial
 // sum's.
@@ -195,10 +213,9 @@ class LaneGroup {
   static constexpr int kCapacity = NV * kLanes;             // samples per group
   static constexpr int kPartial = ((W * W + W + kLanes - 1) / kLanes) * kLanes;  // dW, db, pad
   static constexpr int64_t kStateSize = W * NV * kLanes;   // in T
-  static constexpr bool kDirect = true;  // reverse<true> writes each layer's result itself
+  static constexpr bool kDirect = true;  // `reverse` writes each layer's result itself
 
   static int capacity(int) { return kCapacity; }
-  static int64_t partial_stride(int) { return kPartial; }
   int64_t state_size() const { return kStateSize; }
   static int64_t buffer_per_layer(int, int) { return 2 * W * NV * kLanes; }
 
@@ -239,14 +256,11 @@ class LaneGroup {
     std::memcpy(h_, h, sizeof(h));
   }
 
-  // The reverse walk over `layers` layers kept in `buffer`. Without Direct it adds layer i's
-  // dW (row-major) and db to partial[i * kPartial ...]; with Direct (the whole batch in this one
-  // group) it writes the layer's result itself: `W - lr dW` and `b - lr db` to out_w / out_b, or
-  // dW and db when `lr` is null. Layer i's weights are read before its result is written, so
-  // out_w may be `weights` (an in-place update).
-  template <bool Direct>
-  void reverse(const T* weights, const T* biases, int64_t layers, const V* buffer, T* partial, const T* lr, T* out_w,
-               T* out_b) {
+  // The reverse walk over `layers` layers kept in `buffer`, this group holding the whole batch:
+  // writes each layer's result itself, `W - lr dW` and `b - lr db` to out_w / out_b (dW and db
+  // when `lr` is null). Layer i's weights are read before its result is written, so out_w may
+  // be `weights` (an in-place update).
+  void reverse(const T* weights, const T* biases, int64_t layers, const V* buffer, const T* lr, T* out_w, T* out_b) {
     V g[W][NV];
     std::memcpy(g, g_, sizeof(g));
     const T alpha = alpha_;
@@ -262,7 +276,7 @@ class LaneGroup {
       V sums[kPartial];
       for (int j = 0; j < W; ++j)
         for (int k = 0; k < W; ++k) {
-          V s = h[j * NV] * dz[k][0];
+          V s = opaque(h[j * NV] * dz[k][0]);
           for (int v = 1; v < NV; ++v) s += h[j * NV + v] * dz[k][v];
           sums[j * W + k] = s;
         }
@@ -272,17 +286,57 @@ class LaneGroup {
         sums[W * W + k] = s;
       }
       for (int m = W * W + W; m < kPartial; ++m) sums[m] = V{};
-      sum_lanes<kPartial, kLanes>(sums);
-      if constexpr (Direct) {
-        const T* total = reinterpret_cast<const T*>(sums);
-        write_result(total, w, W * W, lr, out_w + i * W * W);
-        write_result(total + W * W, biases + i * W, W, lr, out_b + i * W);
-      } else {
-        V* out = reinterpret_cast<V*>(partial + i * kPartial);
-        for (int m = 0; m < kPartial / kLanes; ++m) out[m] += sums[m];
-      }
+      finish(sums, w, biases + i * W, lr, out_w + i * W * W, out_b + i * W);
     }
     std::memcpy(g_, g, sizeof(g));
+  }
+
+  // The reverse walk's dependent chain alone, for threads that split the batch: g <- g +
+  // dz_i W_i^T (pre-update W_i), writing dz_i over act'(z_i) in `buffer`. The weight gradients
+  // are summed afterwards, layer by layer, by `add_products` and `finish`.
+  void reverse_deferred(const T* weights, int64_t layers, V* buffer) {
+    V g[W][NV];
+    std::memcpy(g, g_, sizeof(g));
+    const T alpha = alpha_;
+    for (int64_t i = layers - 1; i >= 0; --i) {
+      const T* w = weights + i * W * W;
+      V* d = buffer + i * 2 * W * NV + W * NV;
+      V dz[W][NV];
+      for (int k = 0; k < W; ++k)
+        for (int v = 0; v < NV; ++v) d[k * NV + v] = dz[k][v] = (alpha * d[k * NV + v]) * g[k][v];
+      for (int j = 0; j < W; ++j)
+        for (int v = 0; v < NV; ++v) g[j][v] += dot<W, 1>(&dz[0][v], NV, w + j * W, V{});
+    }
+    std::memcpy(g_, g, sizeof(g));
+  }
+
+  // Adds one layer's h^T dz and sum(dz) from `reverse_deferred`'s buffer to `acc` (kPartial
+  // vectors), lane by lane; `first` starts `acc` instead. The same sums, in the same order, as
+  // the reverse walk of one group holding all these lanes.
+  static void add_products(const V* layer, V* acc, bool first) {
+    const V* h = layer;
+    const V* dz = layer + W * NV;
+    for (int j = 0; j < W; ++j)
+      for (int k = 0; k < W; ++k) {
+        V s = first ? opaque(h[j * NV] * dz[k * NV]) : acc[j * W + k] + h[j * NV] * dz[k * NV];
+        for (int v = 1; v < NV; ++v) s += h[j * NV + v] * dz[k * NV + v];
+        acc[j * W + k] = s;
+      }
+    for (int k = 0; k < W; ++k) {
+      V s = first ? dz[k * NV] : acc[W * W + k] + dz[k * NV];
+      for (int v = 1; v < NV; ++v) s += dz[k * NV + v];
+      acc[W * W + k] = s;
+    }
+    if (first)
+      for (int m = W * W + W; m < kPartial; ++m) acc[m] = V{};
+  }
+
+  // One layer's result from its `add_products` sums.
+  static void finish(V* acc, const T* w, const T* b, const T* lr, T* out_w, T* out_b) {
+    sum_lanes<kPartial, kLanes>(acc);
+    const T* total = reinterpret_cast<const T*>(acc);
+    write_result(total, w, W * W, lr, out_w);
+    write_result(total + W * W, b, W, lr, out_b);
   }
 
  private:
@@ -312,7 +366,7 @@ class SampleGroup {
  public:
   using V = T;
 
-  static constexpr bool kDirect = false;
+  static constexpr bool kDirect = false;  // `reverse` adds to partial sums
   static int capacity(int samples) { return samples; }
   static int64_t partial_stride(int width) { return int64_t(width) * width + width; }
   static int64_t buffer_per_layer(int width, int samples) { return 2 * int64_t(width) * samples; }
@@ -361,9 +415,9 @@ class SampleGroup {
     }
   }
 
-  template <bool Direct>
-  void reverse(const T* weights, const T*, int64_t layers, const T* buffer, T* partial, const T*, T*, T*) {
-    static_assert(!Direct, "a sample group sums its gradients in `partial`");
+  // The reverse walk over `layers` layers kept in `buffer`; adds layer i's dW (row-major) and
+  // db to partial[i * partial_stride ...].
+  void reverse(const T* weights, int64_t layers, const T* buffer, T* partial) {
     const int w = width_;
     const int64_t size = int64_t(w) * samples_;
     const int64_t stride = partial_stride(w);
@@ -501,22 +555,77 @@ static void chunk_forward(const Problem& p, T alpha, const T* h, const T* weight
   });
 }
 
+// The backward of a chunk with the batch split between `used` >= 2 threads (lane groups only).
+// Per sub-chunk, last first, each thread recomputes its own groups' layer inputs and walks their
+// dependent chain back (`reverse_deferred`, keeping each layer's dz); the threads meet once;
+// then each sums the weight gradients of its share of the sub-chunk's layers over all groups
+// (in group order) and writes those layers' results. The kept buffers are double-buffered by
+// sub-chunk parity, so a thread may recompute the next sub-chunk while the other still reads
+// this one's.
+template <typename T, class G>
+static void chunk_backward_split(std::vector<G>& groups, int used, int64_t layers, int w, int64_t group_layer,
+                                 const T* weights, const T* biases, const T* lr, T* out_w, T* out_b) {
+  using V = typename G::V;
+  const int64_t ww = int64_t(w) * w;
+  const int n_groups = int(groups.size());
+  auto first_group = [&](int t) { return n_groups * t / used; };
+  const int most_groups = (n_groups + used - 1) / used;
+  const int64_t layer_bytes = group_layer * most_groups * int64_t(sizeof(T));
+  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, kSplitSubChunkBytes / layer_bytes));
+  const int64_t subs = (layers + sub - 1) / sub;
+  const int64_t state = groups[0].state_size();
+  std::vector<T> bounds(size_t(subs * state * n_groups));
+  std::vector<std::unique_ptr<AlignedArray<T>>> kept;
+  for (int k = 0; k < 2 * used; ++k) kept.emplace_back(new AlignedArray<T>(group_layer * sub * most_groups));
+  std::vector<int> owner(n_groups);
+  for (int t = 0; t < used; ++t)
+    for (int q = first_group(t); q < first_group(t + 1); ++q) owner[q] = t;
+  // Group q's kept layer i (of the sub-chunk with parity `parity`).
+  auto kept_layer = [&](int q, int parity, int64_t i) {
+    const int t = owner[q];
+    return reinterpret_cast<V*>(kept[2 * t + parity]->get() + ((q - first_group(t)) * sub + i) * group_layer);
+  };
+  Barrier barrier(used);
+  run_threads(used, [&](int t) {
+    const int q0 = first_group(t), q1 = first_group(t + 1);
+    for (int q = q0; q < q1; ++q)
+      for (int64_t c = 0; c < subs; ++c) {
+        groups[q].save(&bounds[(q * subs + c) * state]);
+        if (c + 1 < subs) groups[q].template forward<false>(weights + c * sub * ww, biases + c * sub * w, sub, nullptr);
+      }
+    V acc[G::kPartial];
+    for (int64_t c = subs - 1; c >= 0; --c) {
+      const int64_t first = c * sub, count = std::min(sub, layers - first);
+      const int parity = int(c & 1);
+      for (int q = q0; q < q1; ++q) {
+        V* buffer = kept_layer(q, parity, 0);
+        groups[q].restore(&bounds[(q * subs + c) * state]);
+        groups[q].template forward<true>(weights + first * ww, biases + first * w, count, buffer);
+        groups[q].reverse_deferred(weights + first * ww, count, buffer);
+      }
+      barrier.wait();
+      for (int64_t i = count * t / used; i < count * (t + 1) / used; ++i) {
+        for (int q = 0; q < n_groups; ++q) G::add_products(kept_layer(q, parity, i), acc, q == 0);
+        const int64_t layer = first + i;
+        G::finish(acc, weights + layer * ww, biases + layer * w, lr, out_w + layer * ww, out_b + layer * w);
+      }
+    }
+  });
+}
+
 // The backward of a chunk. With `lr` it writes W - lr dW and b - lr db to out_w / out_b, else
 // dW and db; out_w / out_b may be weights / biases (an in-place update: every layer's weights
 // are read, by every thread, before its result is written).
 //
-// Threads split the batch: thread t owns whole lane groups and walks them alone (the boundaries,
-// the recomputation, the reverse walk), adding its groups' per-layer gradients into its own
-// partial sums for the sub-chunk. After each sub-chunk the threads meet once; then each writes
-// the results of its share of that sub-chunk's layers, summing the threads' partials in thread
-// order (so a given thread count always gives the same bits). Partial sums are double-buffered
-// by sub-chunk parity, so one meeting per sub-chunk is enough. One thread holding the whole
-// batch in one group writes each layer's result in the reverse walk itself (no partial sums).
+// Lane groups: one thread holding the whole batch in one group writes each layer's result in
+// its reverse walk; otherwise (two threads, or several groups) `chunk_backward_split`, whose
+// sums over groups are added lane by lane before one sum over lanes, exactly as one group
+// holding all the lanes adds them: one and two threads give the same bits. Sample-by-sample
+// groups (other widths, small batches) hold the whole batch in one group and one thread.
 template <typename T, class G>
 static void chunk_backward(int threads, int batch, int w, int64_t layers, T alpha, const T* h_start, const T* g_end,
                            const T* weights, const T* biases, const T* lr, T* g_start, T* out_w, T* out_b) {
   const int64_t ww = int64_t(w) * w;
-  const int64_t stride = G::partial_stride(w);
   const int capacity = G::capacity(batch);
   std::vector<G> groups;
   for (int s = 0; s < batch; s += capacity) {
@@ -525,71 +634,55 @@ static void chunk_backward(int threads, int batch, int w, int64_t layers, T alph
     groups.back().load_g(g_end + int64_t(s) * w);
   }
   const int n_groups = int(groups.size());
-  const int64_t work = int64_t(batch) * ww * layers;
-  const int used = int(std::max<int64_t>(1, std::min<int64_t>({int64_t(threads), int64_t(n_groups),
-                                                                work / kMinWorkPerThread})));
-  auto first_group = [&](int t) { return n_groups * t / used; };
-  const int most_groups = (n_groups + used - 1) / used;
   const int64_t group_layer = G::buffer_per_layer(w, std::min(capacity, batch));  // in T
-  const int64_t layer_bytes = group_layer * most_groups * int64_t(sizeof(T));
-  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, kSubChunkBytes / layer_bytes));
-  const int64_t subs = (layers + sub - 1) / sub;
-  const bool direct = G::kDirect && used == 1 && n_groups == 1;
-
-  const int64_t state = groups[0].state_size();
-  std::vector<T> bounds(size_t(subs * state * n_groups));
-  std::vector<std::unique_ptr<AlignedArray<T>>> kept, partial;
-  for (int t = 0; t < used; ++t) {
-    kept.emplace_back(new AlignedArray<T>(group_layer * sub * most_groups));
-    for (int parity = 0; parity < 2; ++parity) partial.emplace_back(new AlignedArray<T>(direct ? 1 : sub * stride));
+  auto finish = [&] {
+    for (int q = 0; q < n_groups; ++q) groups[q].store_g(g_start + int64_t(q) * capacity * w);
+  };
+  if constexpr (G::kDirect) {
+    const int64_t work = int64_t(batch) * ww * layers;
+    const int used = int(std::max<int64_t>(
+        1, std::min<int64_t>({int64_t(threads), int64_t(n_groups), work / kMinWorkPerThread})));
+    if (used > 1 || n_groups > 1) {
+      chunk_backward_split<T, G>(groups, used, layers, w, group_layer, weights, biases, lr, out_w, out_b);
+      return finish();
+    }
   }
-  Barrier barrier(used);
-  run_threads(used, [&](int t) {
-    const int q0 = first_group(t), q1 = first_group(t + 1);
-    std::vector<T> total(static_cast<size_t>(stride));
-    auto kept_of = [&](int q) {
-      return reinterpret_cast<typename G::V*>(kept[t]->get() + (q - q0) * group_layer * sub);
-    };
-    // The sub-chunk boundaries of this thread's groups.
-    for (int q = q0; q < q1; ++q)
-      for (int64_t c = 0; c < subs; ++c) {
-        groups[q].save(&bounds[(q * subs + c) * state]);
-        if (c + 1 < subs) groups[q].template forward<false>(weights + c * sub * ww, biases + c * sub * w, sub, nullptr);
-      }
-    for (int64_t c = subs - 1; c >= 0; --c) {
-      const int64_t first = c * sub, count = std::min(sub, layers - first);
-      const T* layer_w = weights + first * ww;
-      const T* layer_b = biases + first * w;
-      for (int q = q0; q < q1; ++q) {
-        groups[q].restore(&bounds[(q * subs + c) * state]);
-        groups[q].template forward<true>(layer_w, layer_b, count, kept_of(q));
-      }
-      if constexpr (G::kDirect) {
-        if (direct) {
-          groups[0].template reverse<true>(layer_w, layer_b, count, kept_of(0), nullptr, lr, out_w + first * ww,
-                                           out_b + first * w);
-          continue;
-        }
-      }
-      T* mine = partial[2 * t + (c & 1)]->get();
-      std::fill(mine, mine + count * stride, T(0));
-      for (int q = q0; q < q1; ++q)
-        groups[q].template reverse<false>(layer_w, layer_b, count, kept_of(q), mine, nullptr, nullptr, nullptr);
-      barrier.wait();
-      // This thread's share of the sub-chunk's layers: the threads' partials summed in order.
-      for (int64_t i = count * t / used; i < count * (t + 1) / used; ++i) {
-        T* sum = total.data();
-        std::copy_n(partial[c & 1]->get() + i * stride, stride, sum);
-        for (int u = 1; u < used; ++u) {
-          const T* other = partial[2 * u + (c & 1)]->get() + i * stride;
-          for (int64_t m = 0; m < stride; ++m) sum[m] += other[m];
-        }
+  // One group, one thread: sub-chunks of the chunk, last first, each recomputed from its
+  // boundary and walked back.
+  G& group = groups[0];
+  int64_t stride = 1;
+  if constexpr (!G::kDirect) stride = G::partial_stride(w);
+  const int64_t sub = std::max<int64_t>(1, std::min<int64_t>(layers, kSubChunkBytes / (group_layer * int64_t(sizeof(T)))));
+  const int64_t subs = (layers + sub - 1) / sub;
+  const int64_t state = group.state_size();
+  std::vector<T> bounds(size_t(subs * state));
+  for (int64_t c = 0; c < subs; ++c) {
+    group.save(&bounds[c * state]);
+    if (c + 1 < subs) group.template forward<false>(weights + c * sub * ww, biases + c * sub * w, sub, nullptr);
+  }
+  AlignedArray<T> kept(group_layer * sub);
+  AlignedArray<T> partial(G::kDirect ? 1 : sub * stride);
+  std::vector<T> total(static_cast<size_t>(stride));
+  auto buffer = reinterpret_cast<typename G::V*>(kept.get());
+  for (int64_t c = subs - 1; c >= 0; --c) {
+    const int64_t first = c * sub, count = std::min(sub, layers - first);
+    const T* layer_w = weights + first * ww;
+    const T* layer_b = biases + first * w;
+    group.restore(&bounds[c * state]);
+    group.template forward<true>(layer_w, layer_b, count, buffer);
+    if constexpr (G::kDirect) {
+      group.reverse(layer_w, layer_b, count, buffer, lr, out_w + first * ww, out_b + first * w);
+    } else {
+      std::fill(partial.get(), partial.get() + count * stride, T(0));
+      group.reverse(layer_w, count, buffer, partial.get());
+      for (int64_t i = 0; i < count; ++i) {
+        const T* sum = partial.get() + i * stride;
         write_result(sum, layer_w + i * ww, ww, lr, out_w + (first + i) * ww);
         write_result(sum + ww, layer_b + i * w, w, lr, out_b + (first + i) * w);
       }
     }
-  });
-  for (int q = 0; q < n_groups; ++q) groups[q].store_g(g_start + int64_t(q) * capacity * w);
+  }
+  finish();
 }
 
 // --- dispatch: dtype x activation x width ---------------------------------------------------
