@@ -7,6 +7,7 @@ TensorFlow and the heavy modules when they run, so `zoo deep --help` answers at 
 import argparse
 
 from zoo.config import add_config_arguments, config_from_args, given_flags
+from zoo.errors import UsageError
 from zoo.tasks.deep_mnist.config import KERNELS, DeepConfig
 from zoo.validation import check_positive_int
 
@@ -61,8 +62,18 @@ def register(subparsers) -> None:
         default="auto",
         help="chunk kernels: native C++ on CPU, or XLA (default: auto)",
     )
+    _add_threads_flag(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=_eval_command)
+
+
+def _add_threads_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads of the native kernels, 1 or 2 (default: 2 where this process may use two "
+        "cores); the same results either way, not part of the run's config; 1 on a busy machine",
+    )
 
 
 def _add_run_flags(parser: argparse.ArgumentParser, kernels: bool) -> None:
@@ -78,6 +89,7 @@ def _add_run_flags(parser: argparse.ArgumentParser, kernels: bool) -> None:
             help="chunk kernels: native C++ on CPU, or XLA (default: auto); not part "
             "of the run's config, any choice resumes it",
         )
+        _add_threads_flag(parser)
 
 
 def _open(args: argparse.Namespace):
@@ -103,17 +115,24 @@ def _init_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_threads(args: argparse.Namespace) -> None:
+    if args.threads is not None and args.threads not in (1, 2):
+        raise UsageError(f"`--threads` must be 1 or 2, got {args.threads}.")
+
+
 def _train_command(args: argparse.Namespace) -> int:
+    _check_threads(args)
     run = _open(args)
     with run:
         from zoo.tasks.deep_mnist.train import train
 
-        train(run, kernels=args.kernels, verbose=0 if args.quiet else 1)
+        train(run, kernels=args.kernels, verbose=0 if args.quiet else 1, threads=args.threads)
     return 0
 
 
 def _eval_command(args: argparse.Namespace) -> int:
     samples = min(check_positive_int("--samples", args.samples), 10_000)
+    _check_threads(args)
     batch = check_positive_int("--batch-size", args.batch_size)
     from zoo.tf_quiet import import_tensorflow
 
@@ -121,5 +140,12 @@ def _eval_command(args: argparse.Namespace) -> int:
     from zoo.tasks.deep_mnist.train import evaluate, open_run
 
     with open_run(args.run) as run:
-        evaluate(run, samples, batch, kernels=args.kernels, verbose=0 if args.quiet else 1)
+        evaluate(
+            run,
+            samples,
+            batch,
+            kernels=args.kernels,
+            verbose=0 if args.quiet else 1,
+            threads=args.threads,
+        )
     return 0

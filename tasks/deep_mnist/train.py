@@ -126,6 +126,13 @@ def deferred_interrupt():
         signal.signal(signal.SIGINT, previous)
 
 
+def describe_kernels(kernels) -> str:
+    """ "native kernels, 2 threads" or "xla kernels"."""
+    threads = getattr(kernels, "threads", None)
+    plural = "" if threads == 1 else "s"
+    return f"{kernels.kind} kernels" + (f", {threads} thread{plural}" if threads else "")
+
+
 class Trainer:
     """One session of a deep run: the steps from the last commit to `config.steps`.
 
@@ -133,9 +140,12 @@ class Trainer:
         run: the open run folder (its config is the saved one).
         kernels: `"auto"`, `"native"` or `"xla"`.
         verbose: 0 for no progress bar.
+        threads: threads of the native kernels (default: `zoo.deep.native.default_threads()`).
     """
 
-    def __init__(self, run: RunFolder, kernels: str = "auto", verbose: int = 1):
+    def __init__(
+        self, run: RunFolder, kernels: str = "auto", verbose: int = 1, threads: Optional[int] = None
+    ):
         self.run, self.config, self.verbose = run, run.config, verbose
         self.file = open_weights(run, self.config, verbose=verbose)
         self.committed = self.file.steps
@@ -144,7 +154,9 @@ class Trainer:
             weights = InMemoryWeights.from_file(
                 self.file, piece_layers=min(self.config.chunk_layers, 1_000_000)
             )
-        self.network = DeepNetwork(weights, self.config.chunk_layers, kernels=kernels)
+        self.network = DeepNetwork(
+            weights, self.config.chunk_layers, kernels=kernels, threads=threads
+        )
         state = self.network.state
         self.wall_offset = float(state.get("wall_seconds", 0.0))
         self.window = dict(
@@ -237,7 +249,9 @@ class Trainer:
         self.file.close()
 
 
-def train(run: RunFolder, kernels: str = "auto", verbose: int = 1) -> dict:
+def train(
+    run: RunFolder, kernels: str = "auto", verbose: int = 1, threads: Optional[int] = None
+) -> dict:
     """Trains (or resumes) the run in `run` up to its config's steps; returns the metrics.
 
     Raises:
@@ -245,7 +259,7 @@ def train(run: RunFolder, kernels: str = "auto", verbose: int = 1) -> dict:
             not committed).
     """
     config = run.config
-    trainer = Trainer(run, kernels, verbose)
+    trainer = Trainer(run, kernels, verbose, threads)
     try:
         run.truncate_history("step", trainer.committed)
         network = trainer.network
@@ -255,7 +269,7 @@ def train(run: RunFolder, kernels: str = "auto", verbose: int = 1) -> dict:
                 f"deep core: {network.layers:,} layers, width {network.width}, "
                 f"{config.activation}, "
                 f"alpha {network.alpha:.3g}, chunk {network.chunk_layers:,}, {storage}, "
-                f"{network.kernels.kind} kernels; steps {trainer.steps} -> {config.steps}",
+                f"{describe_kernels(network.kernels)}; steps {trainer.steps} -> {config.steps}",
                 flush=True,
             )
         if trainer.steps >= config.steps and run.status == "finished":
@@ -277,6 +291,7 @@ def train(run: RunFolder, kernels: str = "auto", verbose: int = 1) -> dict:
         "wall_seconds": trainer.wall_seconds(),
         "seconds_per_step_last_session": seconds / max(steps_run, 1),
         "kernels": network.kernels.kind,
+        "threads": getattr(network.kernels, "threads", None),
     }
     plot_curves(run)
     if trainer.steps >= config.steps:
@@ -333,7 +348,12 @@ def open_run(path, given: Optional[dict] = None) -> RunFolder:
 
 
 def evaluate(
-    run: RunFolder, samples: int = 10_000, batch: int = 256, kernels: str = "auto", verbose: int = 1
+    run: RunFolder,
+    samples: int = 10_000,
+    batch: int = 256,
+    kernels: str = "auto",
+    verbose: int = 1,
+    threads: Optional[int] = None,
 ) -> dict:
     """Test loss and accuracy of the run's committed network on the first `samples` MNIST test
     images; merged into `metrics.json`."""
@@ -344,7 +364,7 @@ def evaluate(
         if config.in_memory
         else file
     )
-    network = DeepNetwork(weights, config.chunk_layers, kernels=kernels)
+    network = DeepNetwork(weights, config.chunk_layers, kernels=kernels, threads=threads)
     images, labels = mnist_arrays("test")
     images, labels = images[:samples], labels[:samples]
     progress = keras.utils.Progbar(len(images), unit_name="image", verbose=verbose)

@@ -11,6 +11,7 @@ import pytest
 
 from zoo.cli import main
 from zoo.deep import FileWeights
+from zoo.deep.core import unpack_record
 from zoo.tasks.deep_mnist import DeepConfig, batch_indices
 
 SMALL = ["--layers", "200", "--chunk-layers", "64", "--kernels", "xla", "--quiet"]
@@ -95,6 +96,33 @@ def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env)
     assert set(config["versions"]) >= {"zoo", "tensorflow", "keras", "python"}
 
 
+def test_a_resume_with_another_thread_count_continues_bit_for_bit(tmp_path, mnist_env):
+    """`--threads` is not part of the run: native kernels give the same bits with 1 or 2."""
+    # 300-layer chunks: enough work per call for the kernels to use the second thread.
+    native = ["--layers", "600", "--chunk-layers", "300", "--kernels", "native", "--quiet"]
+    native += ["--report-every", "1"]
+    straight, resumed = str(tmp_path / "a"), str(tmp_path / "b")
+    assert (
+        main(["deep", "train", *native, "--steps", "4", "--threads", "2", "--run", straight]) == 0
+    )
+    assert main(["deep", "train", *native, "--steps", "2", "--threads", "1", "--run", resumed]) == 0
+    assert main(["deep", "train", *native, "--steps", "4", "--threads", "2", "--run", resumed]) == 0
+    history_a = pd.read_csv(tmp_path / "a" / "history.csv")
+    history_b = pd.read_csv(tmp_path / "b" / "history.csv")
+    pd.testing.assert_frame_equal(
+        history_b[["step", "loss", "accuracy"]], history_a[["step", "loss", "accuracy"]]
+    )
+    with (
+        FileWeights.open(tmp_path / "a" / "weights.bin") as a,
+        FileWeights.open(tmp_path / "b" / "weights.bin") as b,
+    ):
+        assert a.steps == b.steps == 4
+        np.testing.assert_array_equal(a.load(0, a.layers)[0], b.load(0, b.layers)[0])
+        head_a, head_b = unpack_record(a.record)[0], unpack_record(b.record)[0]
+        for name in head_a:
+            np.testing.assert_array_equal(head_a[name], head_b[name])
+
+
 def test_in_memory_training_learns_and_eval_reports(tmp_path, mnist_env, capsys):
     run = tmp_path / "mem"
     assert (
@@ -160,6 +188,7 @@ def test_in_memory_training_learns_and_eval_reports(tmp_path, mnist_env, capsys)
         (["--alpha", "-1"], "--alpha"),
         (["--batch-size", "99999999999"], "--batch-size"),
         (["--steps", "-1"], "--steps"),
+        (["--threads", "3"], "--threads"),
     ],
 )
 def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):

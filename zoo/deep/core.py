@@ -120,6 +120,8 @@ class DeepNetwork:
         head: optional dict of arrays (`W_in`, `b_in`, `W_out`, `b_out`) to start from, or of
             `tf.Variable`s to train in place (a Keras model's own weights).
         kernels: `"auto"`, `"native"` or `"xla"` chunk kernels (`zoo.deep.kernels`).
+        threads: threads of the native kernels (default `zoo.deep.native.default_threads()`);
+            one and two give the same bits.
 
     Attributes:
         state: a JSON-ready dict committed with every step (a training loop keeps its own
@@ -147,6 +149,7 @@ class DeepNetwork:
         seed: int = 0,
         head: Optional[dict] = None,
         kernels: str = "auto",
+        threads: Optional[int] = None,
     ):
         check_positive_int("chunk_layers", chunk_layers)
         self.weights = weights
@@ -181,7 +184,7 @@ class DeepNetwork:
                 )
         if tuple(head["W_in"].shape) != (self.inputs, self.width):
             raise UsageError(f"the stem has width {head['W_in'].shape[1]}, the core {self.width}.")
-        self.kernels = select_kernels(weights.activation, self.alpha, self.dtype, kernels)
+        self.kernels = select_kernels(weights.activation, self.alpha, self.dtype, kernels, threads)
         self.params = {
             name: value
             if isinstance(value, tf.Variable)
