@@ -35,9 +35,19 @@ def peak_rss_mib():
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def quiet_tensorflow():
+    """Imports TensorFlow alone (what the idle figure measures) without its C++ start-up lines
+    on stderr."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from zoo.tf_quiet import silenced_stderr
+
+    with silenced_stderr():
+        import tensorflow  # noqa: F401
+
+
 def measure(layers, width, batch, chunk, in_memory, steps, directory, kernels):
     """One configuration, in this process: returns its figures."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     import numpy as np
 
     from zoo.deep import DeepNetwork, FileWeights, InMemoryWeights
@@ -81,8 +91,7 @@ def measure(layers, width, batch, chunk, in_memory, steps, directory, kernels):
 
 def idle_tensorflow_rss():
     """Peak RSS of a process that has only imported TensorFlow (run as a child)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow  # noqa: F401
+    quiet_tensorflow()
 
     return {"idle_tf_rss_mib": peak_rss_mib()}
 
@@ -93,7 +102,7 @@ def weights_file(directory, layers, width):
 
 def create(layers, width, directory):
     """The weights file, in this process (a child of its own, so its memory is not measured)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    quiet_tensorflow()
     import numpy as np
 
     from zoo.deep import FileWeights, record_capacity

@@ -204,8 +204,12 @@ class NativeChunkKernels:
         self._in_place = native.in_place_function()
 
     def _inputs(self, *tensors):
-        first = tf.convert_to_tensor(tensors[0])
-        converted = [first] + [tf.convert_to_tensor(t, first.dtype) for t in tensors[1:]]
+        from zoo.deep.storage import as_tensor
+
+        # Aligned NumPy arrays (a weights store's chunks) are viewed, not copied.
+        converted = [as_tensor(t) if isinstance(t, np.ndarray) else t for t in tensors]
+        first = tf.convert_to_tensor(converted[0])
+        converted = [first] + [tf.convert_to_tensor(t, first.dtype) for t in converted[1:]]
         return converted, tf.constant(self.alpha, first.dtype)
 
     def forward(self, h, W, b):
