@@ -174,7 +174,7 @@ class NativeChunkKernels:
         activation: "softsign", "tanh" or "relu".
         alpha: residual scale.
         threads: threads per call (default `zoo.deep.native.default_threads()`): 2 split the
-            batch (a given count always gives the same bits).
+            batch; 1 and 2 give the same bits.
 
     Raises:
         NativeBuildError: the ops cannot be built or loaded on this machine.

@@ -270,9 +270,9 @@ def default_threads() -> int:
     cores, else 1; TensorFlow's intra-op setting caps it when set
     (`tf.config.threading.set_intra_op_parallelism_threads(1)` gives 1).
 
-    Two threads split the batch (see `deep_core_kernels.h`); the kernels use at most two. A
-    given thread count always gives the same bits; one and two threads differ in the rounding
-    of the weight gradients' sums only."""
+    Two threads split the batch (see `deep_core_kernels.h`); the kernels use at most two, and
+    one and two give the same bits. On a machine busy with other work one thread is faster:
+    the two meet once per sub-chunk and wait for each other."""
     import tensorflow as tf
 
     try:

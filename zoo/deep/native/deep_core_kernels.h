@@ -19,9 +19,11 @@
 // samples alone (forward, recomputation, reverse walk). A walk is bound by one layer's chain
 // of dependent instructions and by the divider's throughput, so a group of one vector of
 // samples per thread runs each layer in about two thirds of the time two vectors take on one.
-// In the backward the threads meet once per sub-chunk to sum their partial weight gradients
-// (in thread order: a given thread count always gives the same bits) before those layers are
-// updated.
+// In the backward each thread walks its samples' dependent chain and keeps each layer's dz; the
+// threads meet once per sub-chunk, then each sums the weight gradients of half the sub-chunk's
+// layers over all samples, lane by lane in the order one group holding every lane uses (with
+// `opaque` fixing where the compiler fuses multiply-adds), and updates them: one and two
+// threads give the same bits.
 
 #ifndef ZOO_DEEP_CORE_KERNELS_H_
 #define ZOO_DEEP_CORE_KERNELS_H_
