@@ -653,12 +653,10 @@ def _writeback_starter():
     now, without waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`), so a step's final
     `fdatasync` finds most of its chunks already written; elsewhere a no-op. Durability still
     comes from the `fdatasync` alone."""
-    try:
-        import ctypes
-        import ctypes.util
+    import ctypes
 
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        function = libc.sync_file_range
+    try:
+        function = ctypes.CDLL(None).sync_file_range  # the C library this process runs on
     except (OSError, AttributeError):
         return lambda fd, offset, count: None
     function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
