@@ -91,12 +91,12 @@ class DeepMNIST(keras.Model):
             loss = loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    def get_compile_config(self):
-        return super().get_compile_config()
-
     def compile_from_config(self, config):
-        """Compiles a loaded model as it was saved, through this class's `compile`."""
+        """Compiles a loaded model as it was saved, through this class's `compile` (Keras
+        skips models that override `compile`)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     @property
     def network(self) -> DeepNetwork:
