@@ -239,6 +239,7 @@ def test_another_tasks_folder_is_refused_untouched(
     assert sorted(path.name for path in run.iterdir()) == [".lock", "config.json"]
 
 
+@pytest.mark.slow  # a real training run (30 s on 2 cores); make test-all
 def test_divergence_fails_the_run_without_results(
     tmp_path, mnist_dir, tfds_dir, capsys, monkeypatch
 ):

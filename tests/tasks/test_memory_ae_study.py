@@ -269,6 +269,7 @@ def mnist_env(mnist_dir, tfds_dir, monkeypatch):
     monkeypatch.setenv("ZOO_MNIST_DIR", str(mnist_dir))
 
 
+@pytest.mark.slow  # a real training run (30 s on 2 cores); make test-all
 def test_tiny_study_writes_its_table_and_a_rerun_skips_finished_conditions(
     mnist_env, tmp_path, monkeypatch, capsys
 ):
