@@ -36,3 +36,28 @@ class DivergenceError(ZooError):
     """Training produced a non-finite loss; the run is marked failed."""
 
     exit_code = 3
+
+
+class MissingExtraError(ZooError, ImportError):
+    """An optional dependency of the zoo is not installed; the message names the extra."""
+
+
+class NativeBuildError(ZooError):
+    """The native ops cannot be built or loaded here; the message says why in one line."""
+
+
+class ResourceError(ZooError):
+    """The settings need more memory or disk than this machine has; the message names the flags
+    and the figures."""
+
+
+class StorageError(ZooError):
+    """The operating system refused a file operation (disk full, quota, read-only file system,
+    name too long); the message names the file and the cause."""
+
+
+class Interrupted(ZooError):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM) after committing its last step; the run
+    is marked interrupted and the same command resumes it."""
+
+    exit_code = 130

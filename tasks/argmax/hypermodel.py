@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import keras
 
-from zoo.errors import UsageError, ZooError
+from zoo.errors import MissingExtraError, UsageError
 from zoo.metrics import RoundedIndexError
 from zoo.tasks.argmax.budget import BLOCKS, count_parameters, widest_hidden
 from zoo.tasks.argmax.config import PARAMETER_BUDGET
@@ -19,10 +19,6 @@ try:
     import keras_tuner
 except ImportError:  # the `tuner` extra is not installed
     keras_tuner = None
-
-
-class MissingExtraError(ZooError, ImportError):
-    """An optional dependency of the zoo is not installed; the message names the extra."""
 
 
 def require_keras_tuner() -> None:

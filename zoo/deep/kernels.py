@@ -331,7 +331,7 @@ def select_kernels(
     >>> select_kernels("tanh", 0.1, np.float32, kernels="xla").kind
     'xla'
     """
-    from zoo.deep.native import NativeBuildError
+    from zoo.errors import NativeBuildError
 
     if kernels not in KERNEL_CHOICES:
         raise UsageError(f"`kernels` must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}.")

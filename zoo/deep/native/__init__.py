@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from zoo.errors import ZooError
+from zoo.errors import NativeBuildError
 
 SOURCE_DIR = Path(__file__).resolve().parent
 SOURCES = ("deep_core_ops.cc", "deep_core_kernels.h")
@@ -45,10 +45,6 @@ FLAGS = (
     "-Wno-deprecated-declarations",
 )
 COMPILERS = ("g++", "c++", "clang++")
-
-
-class NativeBuildError(ZooError):
-    """The native ops cannot be built or loaded here; the message says why in one line."""
 
 
 @dataclass(frozen=True)
