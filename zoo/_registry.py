@@ -5,30 +5,38 @@ runs when the defining module is imported; it imports a module named in a saved 
 its own packages. So that `import zoo` alone is enough to load any saved zoo model, while
 `import zoo` (and `zoo --help`) stays free of TensorFlow, this module:
 
-- imports `SERIALIZABLE_MODULES` at once if Keras is already imported, else
+- imports the serializable modules at once if Keras is already imported, else
 - installs a `sys.meta_path` finder that wraps the loaders of `keras` and of every `zoo.*`
-  module, and imports `SERIALIZABLE_MODULES` after the first of them finishes executing once
-  Keras is loaded and no zoo module is half-initialised (importing them from inside a zoo
-  module's own import would be circular).
+  module, and imports them after the first of them finishes executing once Keras is loaded
+  and no zoo module is half-initialised (importing them from inside a zoo module's own import
+  would be circular).
+
+Which modules: `NEUTRAL_MODULES` (the building blocks, Keras 3 code for every backend) always;
+`TENSORFLOW_MODULES` (the deep core and the task models, which need TensorFlow) only when Keras
+runs on the TensorFlow backend, so that `import zoo` never imports TensorFlow on JAX or PyTorch.
 """
 
 import importlib
 import importlib.abc
 import sys
 
-# Every module that defines a `register_keras_serializable` class or function.
-SERIALIZABLE_MODULES = (
+# Every module that defines a `register_keras_serializable` class or function: backend-neutral
+# ones, then those that import TensorFlow.
+NEUTRAL_MODULES = (
     "zoo.layers",
     "zoo.losses",
     "zoo.metrics",
-    "zoo.deep.layer",
     "zoo.callbacks",
+)
+TENSORFLOW_MODULES = (
+    "zoo.deep.layer",
     "zoo.tasks.argmax.models",
     "zoo.tasks.batch_schedules.models",
     "zoo.tasks.deep_mnist.models",
     "zoo.tasks.memory_ae.models",
     "zoo.tasks.reasoning_ops.models",
 )
+SERIALIZABLE_MODULES = NEUTRAL_MODULES + TENSORFLOW_MODULES
 
 _state = {"registered": False, "registering": False}
 
@@ -43,13 +51,23 @@ def _zoo_initialising(finished=None):
     return False
 
 
+def modules_to_register() -> tuple:
+    """The serializable modules for the backend Keras runs on (Keras must be imported)."""
+    import keras
+
+    if keras.config.backend() == "tensorflow":
+        return SERIALIZABLE_MODULES
+    return NEUTRAL_MODULES
+
+
 def register_all():
-    """Imports every module holding a serializable zoo class (idempotent)."""
+    """Imports every module holding a serializable zoo class that this backend can run
+    (idempotent)."""
     if _state["registered"] or _state["registering"]:
         return
     _state["registering"] = True
     try:
-        for name in SERIALIZABLE_MODULES:
+        for name in modules_to_register():
             importlib.import_module(name)
         _state["registered"] = True
     finally:
