@@ -47,9 +47,12 @@ Traceback (most recent call last):
 zoo.errors.ResumeMismatchError: cannot resume ...: --learning-rate: saved 0.1, given 1.0.
 """
 
+import csv
 import dataclasses
 import datetime
 import errno
+import hashlib
+import io
 import json
 import math
 import os
@@ -60,7 +63,13 @@ from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
 from zoo.config import config_from_dict, config_to_dict, extends
-from zoo.errors import CorruptFileError, ResumeMismatchError, RunFolderError, UsageError
+from zoo.errors import (
+    CorruptFileError,
+    ResumeMismatchError,
+    RunFolderError,
+    StorageError,
+    UsageError,
+)
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -69,6 +78,9 @@ MODEL = "model.keras"
 CHECKPOINT = "checkpoint.json"
 CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
+# Disk space a running run holds back, so that it can still record why it stopped when the
+# disk fills up (`zoo.lifecycle`).
+RESERVE = ".reserve"
 
 _crash_counts: dict = {}
 
@@ -77,7 +89,8 @@ def crash_point(name: str) -> None:
     """Test-only fault injection: ends the process like a kill -9 at the chosen call.
 
     Active only when `ZOO_TEST_CRASH_AT` is `"<name>:<n>"`: the n-th call of
-    `crash_point(name)` in this process calls `os._exit(137)` (no cleanup, no flush).
+    `crash_point(name)` in this process calls `os._exit(137)` (no cleanup, no flush), or,
+    when `ZOO_TEST_CRASH_SIGNAL` names a signal (`SIGINT`, `SIGTERM`), sends it that signal.
     """
     target = os.environ.get("ZOO_TEST_CRASH_AT")
     if not target:
@@ -87,7 +100,43 @@ def crash_point(name: str) -> None:
         return
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
     if _crash_counts[name] == int(count):
+        deliver = os.environ.get("ZOO_TEST_CRASH_SIGNAL")
+        if deliver:  # a signal at an exact instant instead (SIGINT, SIGTERM)
+            import signal
+
+            os.kill(os.getpid(), getattr(signal, deliver))
+            return
         os._exit(137)
+
+
+def check_run_path(path) -> Path:
+    """`path` as a `Path` if a run folder can be made there: not empty, and no component (or
+    the whole) longer than the file system allows; else a `UsageError` naming `--run`."""
+    if str(path).strip() == "":
+        raise UsageError("`--run` must name a folder, got an empty string.")
+    path = Path(path)
+    existing = None
+    for candidate in (path.absolute(), *path.absolute().parents):
+        try:
+            if candidate.is_dir():
+                existing = candidate
+                break
+        except OSError:  # a component too long to even look up
+            continue
+    try:
+        name_max = os.pathconf(existing or "/", "PC_NAME_MAX")
+        path_max = os.pathconf(existing or "/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    for part in path.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise UsageError(
+                f"`--run`: the folder name {part[:40]}... is {len(os.fsencode(part))} bytes; "
+                f"this file system allows {name_max}."
+            )
+    if len(os.fsencode(str(path.absolute()))) + 64 > path_max:
+        raise UsageError(f"`--run` {str(path)[:60]}... is too long for this file system.")
+    return path
 
 
 def _fsync_directory(path: Path) -> None:
@@ -111,9 +160,14 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
     removed and `path` is untouched.
     """
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+    except OSError as error:
+        raise storage_error(error, path) from None
+    # mkstemp creates 0600; a plain open() would give 0666 less the umask.
+    os.fchmod(descriptor, 0o666 & ~current_umask())
     os.close(descriptor)
     temporary = Path(temporary)
     try:
@@ -122,11 +176,57 @@ def atomic_write(path, write: Callable[[Path], None]) -> Path:
             os.fsync(handle.fileno())
         crash_point("atomic-write-tmp")
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+            raise storage_error(error, path) from None
         raise
     _fsync_directory(path.parent)
     return path
+
+
+# The operating system's refusals that are the machine's state, not a bug: reported as one line.
+STORAGE_ERRNOS = frozenset(
+    code
+    for code in (
+        errno.ENOSPC,
+        getattr(errno, "EDQUOT", None),
+        errno.EFBIG,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.EIO,
+        errno.EACCES,
+        errno.EPERM,
+    )
+    if code is not None
+)
+
+
+def storage_error(error: OSError, path=None) -> StorageError:
+    """A `StorageError` naming the file and the cause of `error` (`os.strerror` of its errno)."""
+    where = error.filename if error.filename is not None else path
+    cause = error.strerror or os.strerror(error.errno or 0)
+    advice = (
+        " Free some space and run the same command again to resume."
+        if (error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)))
+        else ""
+    )
+    return StorageError(f"{where}: {cause}.{advice}")
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system says it
+    (`/proc/self/status`), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -177,7 +277,7 @@ def read_csv(path):
 
     path = Path(path)
     try:
-        return pd.read_csv(path)
+        return pd.read_csv(path, float_precision="round_trip")
     except FileNotFoundError:
         raise CorruptFileError(path, "missing") from None
     except pd.errors.EmptyDataError:
@@ -243,11 +343,13 @@ def _format_value(value: Any) -> str:
 
 
 class Checkpoint(NamedTuple):
-    """A committed training state: its step, the payload file, and the task's state dict."""
+    """A committed training state: its step, the payload file, the task's state dict, and the
+    whole commit record (with the history's committed row count and checksum)."""
 
     step: int
     path: Path
     state: dict
+    record: dict = {}
 
 
 class RunFolder:
@@ -292,16 +394,65 @@ class RunFolder:
             root: where new folders go when `path` is None.
             resume: False refuses a folder that already holds a run.
         """
-        if path is None or str(path) == "":
+        if path is None:
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ")
             path = Path(root) / task / stamp
-        path = Path(path)
+        path = check_run_path(path)
         cls._check_location(path)
+        created = not path.exists()
         run = cls(path, task)
         run._lock()
         try:
             run._adopt(config, given, resume)
             run._remove_stale_temporaries()
+        except BaseException as error:
+            run.close()
+            if created:  # leave no half-made folder behind (a full disk, a bad config)
+                (path / LOCK).unlink(missing_ok=True)
+                for leftover in path.glob(".*.tmp*"):
+                    leftover.unlink(missing_ok=True)
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+                raise storage_error(error) from None
+            raise
+        return run
+
+    @classmethod
+    def existing(cls, path, task: str, config: Any, *, needs: Optional[str] = None) -> "RunFolder":
+        """Opens the folder of an existing `task` run (for `show`, `eval`, `report`), locked,
+        with its saved config, and with its committed history verified.
+
+        Args:
+            path: the folder.
+            task: the task that must own it.
+            config: an instance of the task's config dataclass (its defaults are not used).
+            needs: a file the command needs (e.g. `MODEL`); its absence is a one-line
+                `RunFolderError` saying the run has not produced it yet.
+
+        Raises:
+            RunFolderError: no such folder, not a run folder, or another task's.
+            CorruptFileError: the config, commit record or committed history is damaged.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise RunFolderError(f"--run {path}: no such run folder.")
+        if not (path / CONFIG).is_file():
+            raise RunFolderError(f"--run {path} is not a zoo run folder (no {CONFIG}).")
+        record = read_json(path / CONFIG)
+        owner = record.get("task") if isinstance(record, dict) else None
+        if owner != task:
+            raise RunFolderError(f"--run {path} holds a {owner!r} run, not a {task!r} run.")
+        run = cls.open(path, task, config, given={})
+        try:
+            run.verify_history()
+            if needs is not None and not (path / needs).exists():
+                raise RunFolderError(
+                    f"--run {path} has no {needs} yet: its training has not finished (the "
+                    f"same train command with --run {path} continues it)."
+                )
         except BaseException:
             run.close()
             raise
@@ -321,7 +472,8 @@ class RunFolder:
             entries = {
                 entry.name
                 for entry in path.iterdir()
-                if entry.name != LOCK and not (entry.name.startswith(".") and ".tmp" in entry.name)
+                if entry.name not in (LOCK, RESERVE)
+                and not (entry.name.startswith(".") and ".tmp" in entry.name)
             }
             if entries and CONFIG not in entries:
                 raise RunFolderError(
@@ -329,31 +481,34 @@ class RunFolder:
                 )
 
     def _lock(self) -> None:
+        """Takes the folder's lock: `.lock` is created empty and locked before anything is
+        written; the owner's pid is then written into it unbuffered, best effort (a full disk
+        leaves it empty, which only shortens the message a second process gets)."""
         import fcntl
 
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path / LOCK, "a+")
+            descriptor = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as error:
             raise RunFolderError(
-                f"--run {self.path}: cannot create it ({error.strerror})."
+                f"--run {self.path}: cannot create it ({error.strerror or error})."
             ) from None
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            handle.close()
+            owner = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(descriptor)
             if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise RunFolderError(
                     f"--run {self.path} is in use by another process (pid {owner})."
                 ) from None
             raise
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock_handle = handle
+        try:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        self._lock_handle = descriptor
 
     def _adopt(self, config: Any, given: Optional[dict], resume: bool) -> None:
         config_path = self.path / CONFIG
@@ -418,7 +573,7 @@ class RunFolder:
     def close(self) -> None:
         """Releases the folder's lock (also released when the process ends)."""
         if self._lock_handle is not None:
-            self._lock_handle.close()
+            os.close(self._lock_handle)
             self._lock_handle = None
 
     def __enter__(self) -> "RunFolder":
@@ -478,25 +633,43 @@ class RunFolder:
     # --- history and metrics ----------------------------------------------------------------
 
     def history(self):
-        """`history.csv` as a DataFrame (empty if none yet)."""
+        """`history.csv` as a DataFrame (empty if none yet); floats read back exactly."""
         import pandas as pd
 
         path = self.path / HISTORY
         return read_csv(path) if path.exists() else pd.DataFrame()
+
+    def history_rows(self) -> tuple[list, list]:
+        """`(columns, rows)` of `history.csv` as written: every cell the string in the file."""
+        return read_history_rows(self.path / HISTORY)
 
     def append_history(self, row: dict) -> None:
         """Adds one row to `history.csv` (rewritten atomically; new columns are added)."""
         self.append_history_rows([row])
 
     def append_history_rows(self, rows: list) -> None:
-        import pandas as pd
+        """Adds rows to `history.csv`, rewritten atomically. Cells already in the file keep
+        their exact text (a new column only adds empty cells to the old rows), so the rows a
+        checkpoint committed stay verifiable by their checksum."""
+        columns, old_rows = self.history_rows()
+        for row in rows:
+            for key in row:
+                if str(key) not in columns:
+                    columns.append(str(key))
+        new_rows = [{str(key): format_cell(value) for key, value in row.items()} for row in rows]
+        self._write_history(columns, old_rows + new_rows)
 
-        frame = pd.concat([self.history(), pd.DataFrame(rows)], ignore_index=True)
-        self.write_csv(HISTORY, frame)
+    def _write_history(self, columns: list, rows: list) -> None:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        self.write_text(HISTORY, buffer.getvalue())
 
     def truncate_history(self, column: str, last, where: Optional[dict] = None) -> None:
         """Drops rows whose `column` is beyond `last` (among rows matching `where`, e.g.
-        `{"schedule": "ibs"}`), so the history never runs ahead of the committed checkpoint."""
+        `{"schedule": "ibs"}`). Only for run folders whose commit record predates the
+        history checksum (`cut_history_to_commit` does this for newer ones)."""
         history = self.history()
         if history.empty or column not in history:
             return
@@ -504,7 +677,48 @@ class RunFolder:
         for key, value in (where or {}).items():
             ahead &= history[key] == value
         if ahead.any():
-            self.write_csv(HISTORY, history[~ahead])
+            columns, rows = self.history_rows()
+            self._write_history(columns, [row for row, drop in zip(rows, ahead) if not drop])
+
+    def verify_history(self, checkpoint: Optional["Checkpoint"] = None) -> Optional[int]:
+        """Checks that `history.csv` still holds every row the commit record counted, unchanged
+        (row count and SHA-256); returns that count, or None for a record without them (an
+        older release's). `CorruptFileError` naming the file when rows are missing, torn or
+        altered."""
+        checkpoint = checkpoint if checkpoint is not None else self.load_checkpoint()
+        if checkpoint is None or "history_rows" not in checkpoint.record:
+            return None
+        committed = int(checkpoint.record["history_rows"])
+        path = self.path / HISTORY
+        columns, rows = self.history_rows()
+        if len(rows) < committed:
+            raise CorruptFileError(
+                path,
+                f"holds {len(rows)} rows, but {CHECKPOINT} committed {committed}: rows were "
+                "lost; restore the file from a backup or start a new run",
+            )
+        if rows_digest(columns, rows[:committed]) != checkpoint.record.get("history_sha256"):
+            raise CorruptFileError(
+                path,
+                f"its first {committed} rows (committed in {CHECKPOINT}) were changed or torn; "
+                "restore the file from a backup or start a new run",
+            )
+        return committed
+
+    def cut_history_to_commit(self, checkpoint: Optional["Checkpoint"] = None) -> None:
+        """Verifies the committed rows (`verify_history`) and drops any row after them: the
+        rows of a step that was killed before its commit."""
+        checkpoint = checkpoint if checkpoint is not None else self.load_checkpoint()
+        committed = self.verify_history(checkpoint)
+        if committed is None:
+            if checkpoint is None and (self.path / HISTORY).exists():
+                columns, rows = self.history_rows()
+                if rows:  # rows of a first step that never committed
+                    self._write_history(columns, [])
+            return
+        columns, rows = self.history_rows()
+        if len(rows) > committed:
+            self._write_history(columns, rows[:committed])
 
     def metrics(self) -> dict:
         path = self.path / METRICS
@@ -547,13 +761,20 @@ class RunFolder:
         payload = folder / f"ckpt-{int(step)}{suffix}"
         atomic_write(payload, save)
         crash_point("checkpoint-before-commit")
-        record = {"step": int(step), "file": f"{CHECKPOINTS}/{payload.name}", "state": state or {}}
+        columns, rows = self.history_rows()
+        record = {
+            "step": int(step),
+            "file": f"{CHECKPOINTS}/{payload.name}",
+            "state": state or {},
+            "history_rows": len(rows),
+            "history_sha256": rows_digest(columns, rows),
+        }
         self.write_json(CHECKPOINT, record)
         crash_point("checkpoint-after-commit")
         for old in folder.iterdir():
             if old != payload:
                 old.unlink(missing_ok=True)
-        return Checkpoint(int(step), payload, record["state"])
+        return Checkpoint(int(step), payload, record["state"], record)
 
     def load_checkpoint(self) -> Optional[Checkpoint]:
         """The committed checkpoint, or None if the run has none yet."""
@@ -567,7 +788,60 @@ class RunFolder:
             raise CorruptFileError(path, "not a checkpoint record (step, file, state)") from None
         if not payload.is_file():
             raise CorruptFileError(payload, f"missing, although {CHECKPOINT} commits it")
-        return Checkpoint(step, payload, state)
+        return Checkpoint(step, payload, state, record)
+
+
+def format_cell(value: Any) -> str:
+    """A history cell as text: floats in their shortest exact form (`repr`), NaN and None
+    empty, integers and strings as they are."""
+    if value is None:
+        return ""
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def read_history_rows(path) -> tuple[list, list]:
+    """`(columns, rows)` of a history CSV, cells as the strings in the file (`([], [])` if
+    there is no file)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return [], []
+    except UnicodeDecodeError:
+        raise CorruptFileError(path, "not text (corrupt CSV file)") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        lines = list(reader)
+    except csv.Error as error:
+        raise CorruptFileError(path, f"corrupt CSV ({error})") from None
+    if not lines:
+        return [], []
+    columns = lines[0]
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if len(line) > len(columns):
+            raise CorruptFileError(
+                path, f"line {number} has {len(line)} cells, the header {len(columns)}"
+            )
+        rows.append(dict(zip(columns, line + [""] * (len(columns) - len(line)))))
+    return columns, rows
+
+
+def rows_digest(columns: list, rows: list) -> str:
+    """SHA-256 of rows' non-empty cells, independent of the column order and of columns added
+    later (which leave old rows' cells empty)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        cells = sorted((key, value) for key, value in row.items() if value != "")
+        digest.update(json.dumps(cells).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def _same(given: Any, saved: Any) -> bool:

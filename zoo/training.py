@@ -4,6 +4,8 @@
   (with its optimizer state) and the epoch, in that order, so a resumed run truncates the
   history to the committed epoch and repeats nothing.
 - `WallTime` logs `wall_seconds`, accumulated across resumes.
+- `CommitEpoch` is the lifecycle's (`zoo.lifecycle.TrainingRun.callbacks`) version of the two:
+  row, `TrainingState` checkpoint, TensorBoard, and the stop a signal asked for.
 - `StopOnNonFinite` turns a NaN or infinite loss into a `DivergenceError` at once, instead of
   Keras's `TerminateOnNaN`, which stops without an error and lets the run look finished.
 """
@@ -109,12 +111,36 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.run.save_checkpoint(epoch + 1, self.model.save, ".keras", state)
 
 
-def resume_model(run: RunFolder):
-    """`(model, initial_epoch, state)` from the run's committed checkpoint, or
-    `(None, 0, {})`."""
-    from zoo.runs import load_keras_model
+class CommitEpoch(keras.callbacks.Callback):
+    """The lifecycle's commit at the end of every epoch (`TrainingRun.callbacks`): the
+    epoch's history row, then the `TrainingState` checkpoint, then TensorBoard; a signal
+    received during the epoch stops the run right after this commit.
 
-    checkpoint = run.load_checkpoint()
-    if checkpoint is None:
-        return None, 0, {}
-    return load_keras_model(checkpoint.path), checkpoint.step, checkpoint.state
+    Also the fault-injection point `train-batch`, after every training batch.
+
+    Args:
+        session: the `zoo.lifecycle.TrainingRun`.
+        training_state: the `TrainingState` to commit.
+        wall_time: the `WallTime` callback, whose seconds the commit stores.
+        columns: constant history columns (e.g. `{"schedule": "ibs"}`).
+        state: returns further task state to store with each commit.
+    """
+
+    def __init__(self, session, training_state, wall_time, *, columns=None, state=None):
+        super().__init__()
+        self.session = session
+        self.training_state = training_state
+        self.wall_time = wall_time
+        self.columns = dict(columns or {})
+        self.state = state
+
+    def on_train_batch_end(self, batch, logs=None):
+        crash_point("train-batch")
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = dict(self.columns)
+        row[self.session.step_column] = epoch + 1
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        state = {"wall_seconds": self.wall_time.elapsed(), **(self.state() if self.state else {})}
+        self.session.commit_training_state(epoch + 1, [row], self.training_state, state)
+        self.session.raise_if_interrupted()

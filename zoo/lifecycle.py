@@ -1,0 +1,561 @@
+"""The run lifecycle, written once for every experiment.
+
+A task's `train` opens a `TrainingRun` around its recipe; the run gets, with no code of the
+task's own:
+
+- **Open or resume.** `RunFolder.open` (lock, ownership, the saved config wins, flags that
+  differ refused); the committed checkpoint is loaded and the history verified against it and
+  cut back to it (`RunFolder.cut_history_to_commit`). A finished run returns at once.
+- **Status.** `running` while it trains; `finished` through `finish()`; `failed` with the
+  reason on divergence, a storage error or a bug (whose traceback stays); `interrupted` on a
+  signal.
+- **Signals.** The first Ctrl-C (SIGINT) or SIGTERM lets the step in flight (a Keras epoch)
+  finish and commit, then the run stops with `Interrupted` (exit 130). A second Ctrl-C stops
+  at once; the last commit is intact either way.
+- **Disk full.** A small reserve file is held while the run trains; when the disk fills up it
+  is given back so that `metrics.json` can still say why the run stopped, and the error is one
+  line naming the file (`StorageError`). The same command resumes once space is free.
+- **Checkpoint.** `TrainingState`: weights, optimizer variables, RNG states and anything else
+  the next step depends on, as one `.npz` committed after the step's history rows.
+- **Keras callbacks.** `callbacks()` gives divergence detection, wall time, the history row,
+  the commit, TensorBoard event files in `tensorboard/` (scalars per step and the config as
+  HParams) and the signal check; the task adds its own measures in front.
+- **Progress.** `verbose` is Keras's progress bar on a terminal and one plain line per epoch
+  when the output is piped (no carriage returns, no ANSI codes).
+
+A custom training loop (the deep core's) uses the same context: `commit_row`,
+`stop_requested` and `raise_if_interrupted` instead of the Keras callbacks.
+
+Example (a toy regression; `tests/toy_experiment.py` is the complete worked example):
+
+>>> import dataclasses, tempfile, numpy as np, keras
+>>> @dataclasses.dataclass
+... class ToyConfig:
+...     epochs: int = dataclasses.field(default=2, metadata={"extends": True})
+>>> def train(config, path):
+...     with TrainingRun("toy", config, path, steps_field="epochs", verbose=0) as session:
+...         if session.finished:
+...             return session.run
+...         keras.utils.set_random_seed(1)
+...         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+...         model.compile("sgd", "mse")
+...         state = TrainingState(model)
+...         session.restore(state)
+...         x = np.ones((8, 3), "float32")
+...         model.fit(x, x[:, :1], epochs=session.config.epochs, initial_epoch=session.step,
+...                   shuffle=False, verbose=0, callbacks=session.callbacks(state))
+...         session.finish(loss=session.run.history()["loss"].iloc[-1])
+...     return session.run
+>>> folder = tempfile.mkdtemp()
+>>> run = train(ToyConfig(), folder)
+>>> (run.status, list(run.history()["epoch"]))
+('finished', [1, 2])
+>>> run = train(ToyConfig(epochs=3), folder)  # resumes from the commit, trains epoch 3
+>>> (run.status, list(run.history()["epoch"]))
+('finished', [1, 2, 3])
+"""
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from zoo.errors import Interrupted, ZooError
+from zoo.runs import (
+    RESERVE,
+    STORAGE_ERRNOS,
+    Checkpoint,
+    RunFolder,
+    crash_point,
+    load_npz,
+    storage_error,
+)
+
+RESERVE_BYTES = 1 << 20
+TENSORBOARD = "tensorboard"
+DIVERGENCE_HINT = "the learning rate is likely too high"
+
+
+def progress_verbosity(quiet: bool = False) -> int:
+    """Keras `verbose` for `fit`: 0 when quiet, the progress bar (1) on a terminal, one plain
+    line per epoch (2) when the output goes to a file or a pipe."""
+    if quiet:
+        return 0
+    return 1 if getattr(sys.stdout, "isatty", lambda: False)() else 2
+
+
+class TrainingState:
+    """What the next step of a Keras model depends on besides the data, as one `.npz`.
+
+    Holds the model's weights (`weight_<i>`), the optimizer's variables (`optimizer_<i>`,
+    unless `optimizer=False`) and any further variables by name (`extra`: a
+    `keras.random.SeedGenerator`'s `state`, a step counter). Restoring checks every array's
+    presence and shape, and a checkpoint that does not fit is a `CorruptFileError` naming it.
+
+    Args:
+        model: a built, compiled `keras.Model`.
+        optimizer: whether the optimizer's variables are part of the state (a recipe that
+            resets them every epoch may leave them out).
+        extra: further variables, by the name they get in the file.
+    """
+
+    def __init__(self, model, *, optimizer: bool = True, extra: Optional[dict] = None):
+        self.model = model
+        self.optimizer = optimizer
+        self.extra = dict(extra or {})
+
+    def _optimizer_variables(self) -> list:
+        if not self.optimizer:
+            return []
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        return list(optimizer.variables)
+
+    def _targets(self) -> dict:
+        targets = {f"weight_{i}": weight for i, weight in enumerate(self.model.weights)}
+        for i, variable in enumerate(self._optimizer_variables()):
+            targets[f"optimizer_{i}"] = variable
+        targets.update(self.extra)
+        return targets
+
+    def arrays(self) -> dict:
+        """The state as NumPy arrays, by name."""
+        import keras
+
+        return {
+            name: keras.ops.convert_to_numpy(variable) for name, variable in self._targets().items()
+        }
+
+    def save(self, path) -> None:
+        """Writes the state to `path` (an `.npz`)."""
+        import numpy as np
+
+        with open(path, "wb") as handle:
+            np.savez(handle, **self.arrays())
+
+    def restore(self, path) -> None:
+        """Loads a state written by `save` (or a whole-model `.keras` checkpoint of an earlier
+        release) into the model, optimizer and extra variables."""
+        from zoo.errors import CorruptFileError
+
+        path = Path(path)
+        if path.suffix == ".keras":
+            self._restore_keras(path)
+            return
+        arrays = load_npz(path)
+        targets = self._targets()
+        missing = sorted(set(targets) - set(arrays))
+        unknown = sorted(set(arrays) - set(targets))
+        if missing or unknown:
+            raise CorruptFileError(
+                path,
+                "does not hold this model's training state ("
+                + ", ".join(
+                    part
+                    for part in (
+                        f"missing {', '.join(missing[:3])}" if missing else "",
+                        f"unexpected {', '.join(unknown[:3])}" if unknown else "",
+                    )
+                    if part
+                )
+                + ")",
+            )
+        for name, variable in targets.items():
+            if tuple(variable.shape) != arrays[name].shape:
+                raise CorruptFileError(
+                    path,
+                    f"{name} ({variable.path}) has shape {arrays[name].shape}, expected "
+                    f"{tuple(variable.shape)}",
+                )
+        for name, variable in targets.items():
+            variable.assign(arrays[name])
+
+    def _restore_keras(self, path: Path) -> None:
+        from zoo.errors import CorruptFileError
+        from zoo.runs import load_keras_model
+
+        saved = load_keras_model(path)
+        if len(saved.weights) != len(self.model.weights):
+            raise CorruptFileError(path, "does not hold this model")
+        self.model.set_weights(saved.get_weights())
+        if self.optimizer and saved.optimizer is not None:
+            for variable, value in zip(self._optimizer_variables(), saved.optimizer.variables):
+                variable.assign(value)
+
+
+class TrainingRun:
+    """The context around one training run; see the module docstring.
+
+    Args:
+        task: the task id (its CLI name), which owns the folder.
+        config: the run's config dataclass, from defaults and the flags given.
+        path: the run folder, or None for a new `root/<task>/<UTC time>/`.
+        given: the flags the user passed (None: all of `config`).
+        root: where a new folder goes.
+        steps_field: the config field with the number of steps (epochs, episodes) to reach.
+        step_column: the history column that counts them.
+        verbose: Keras verbosity; None chooses with `progress_verbosity`.
+        is_finished: whether the opened run has nothing left to do (default: it is marked
+            finished and its commit has reached `steps_field`).
+        divergence_hint: appended to the message of a non-finite loss.
+    """
+
+    def __init__(
+        self,
+        task: str,
+        config: Any,
+        path=None,
+        *,
+        given: Optional[dict] = None,
+        root="runs",
+        steps_field: str = "epochs",
+        step_column: str = "epoch",
+        verbose: Optional[int] = None,
+        is_finished: Optional[Callable[["TrainingRun"], bool]] = None,
+        divergence_hint: str = DIVERGENCE_HINT,
+    ):
+        self.task = task
+        self._request = (config, path, given, root)
+        self.steps_field = steps_field
+        self.step_column = step_column
+        self.verbose = progress_verbosity() if verbose is None else verbose
+        self._is_finished = is_finished
+        self.divergence_hint = divergence_hint
+        self.run: Optional[RunFolder] = None
+        self.config = None
+        self.checkpoint: Optional[Checkpoint] = None
+        self.finished = False
+        self.stop_requested = False
+        self.started = time.perf_counter()
+        self._previous_handlers: dict = {}
+        self._board = None
+
+    # --- the context ----------------------------------------------------------------------
+
+    def __enter__(self) -> "TrainingRun":
+        config, path, given, root = self._request
+        self.run = RunFolder.open(path, self.task, config, given=given, root=root)
+        try:
+            self.config = self.run.config
+            self.checkpoint = self.run.load_checkpoint()
+            if self._is_finished is not None:
+                self.finished = self._is_finished(self)
+            else:
+                self.finished = (
+                    self.run.status == "finished"
+                    and self.checkpoint is not None
+                    and self.checkpoint.step >= self.total
+                )
+            if self.finished:
+                return self
+            self.run.cut_history_to_commit(self.checkpoint)
+            self._hold_reserve()
+            self.run.mark_running()
+            self._board = RunBoard(self.run, self.step_column)
+            self._install_signal_handlers()
+        except OSError as error:
+            self._release_reserve()
+            self.run.close()
+            if error.errno in STORAGE_ERRNOS:
+                raise storage_error(error) from None
+            raise
+        except BaseException:
+            self._release_reserve()
+            self.run.close()
+            raise
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self._restore_signal_handlers()
+        try:
+            if error is None or self.finished:
+                return False
+            if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+                converted = storage_error(error)
+                self._record("failed", str(converted))
+                raise converted from None
+            if isinstance(error, KeyboardInterrupt):
+                message = (
+                    f"stopped at once by a second interrupt; the last commit "
+                    f"({self._committed_text()}) is intact: the same command resumes the run"
+                )
+                self._record("interrupted", message)
+                raise Interrupted(f"{self.run.path}: {message}.") from None
+            if isinstance(error, Interrupted):
+                self._record("interrupted", str(error))
+                return False
+            self._record("failed", str(error) if isinstance(error, ZooError) else repr(error))
+            return False
+        finally:
+            self._close_board()
+            self._release_reserve()
+            self.run.close()
+
+    # --- what a task reads ----------------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        """The number of steps (epochs, episodes) the run trains to."""
+        return int(getattr(self.config, self.steps_field))
+
+    @property
+    def step(self) -> int:
+        """The committed step: where training resumes (0 for a new run)."""
+        return self.checkpoint.step if self.checkpoint is not None else 0
+
+    @property
+    def state(self) -> dict:
+        """The task's own state stored with the committed checkpoint (`{}` for a new run)."""
+        return dict(self.checkpoint.state) if self.checkpoint is not None else {}
+
+    @property
+    def wall_seconds(self) -> float:
+        """Seconds of training before this process, from the commit."""
+        return float(self.state.get("wall_seconds", 0.0))
+
+    def restore(self, training_state: TrainingState) -> int:
+        """Loads the committed checkpoint into `training_state`, if there is one; returns the
+        step to resume at."""
+        if self.checkpoint is not None:
+            training_state.restore(self.checkpoint.path)
+        return self.step
+
+    def describe_start(self) -> str:
+        """`'starting, 5 epochs'`, `'resuming at epoch 3 of 5'` or `'all 5 epochs committed'`."""
+        unit = self.step_column
+        if self.step >= self.total:
+            return f"all {self.total} {unit}s committed"
+        if self.step:
+            return f"resuming at {unit} {self.step + 1} of {self.total}"
+        return f"starting, {self.total} {unit}s"
+
+    # --- committing -----------------------------------------------------------------------
+
+    def commit(
+        self, step: int, rows: list, save: Callable[[Path], None], suffix: str, state: dict
+    ) -> Checkpoint:
+        """Writes `rows` to the history, then commits the checkpoint of `step` (payload written
+        by `save`), then adds the rows to TensorBoard; the order that lets a kill at any
+        instant lose at most this step."""
+        if rows:
+            self.run.append_history_rows(rows)
+        crash_point("history-written")
+        self.checkpoint = self.run.save_checkpoint(step, save, suffix, state)
+        self.board.add_rows(rows)
+        return self.checkpoint
+
+    def commit_training_state(
+        self, step: int, rows: list, training_state: TrainingState, state: Optional[dict] = None
+    ) -> Checkpoint:
+        """`commit` with a `TrainingState` as the payload."""
+        return self.commit(step, rows, training_state.save, ".npz", dict(state or {}))
+
+    def raise_if_interrupted(self) -> None:
+        """After a commit: raises `Interrupted` if a signal asked the run to stop."""
+        if self.stop_requested:
+            raise Interrupted(
+                f"{self.run.path}: interrupted after committing {self._committed_text()}; "
+                "the same command resumes the run."
+            )
+
+    def finish(self, **metrics) -> None:
+        """Marks the run finished with `metrics` (and the reserve is given back)."""
+        self._release_reserve()
+        self.run.mark_finished(**metrics)
+
+    # --- Keras ----------------------------------------------------------------------------
+
+    def callbacks(
+        self,
+        training_state: TrainingState,
+        measures: Optional[list] = None,
+        *,
+        columns: Optional[dict] = None,
+        state: Optional[Callable[[], dict]] = None,
+    ) -> list:
+        """The Keras callbacks of the lifecycle, in their order: divergence check, the task's
+        `measures` (callbacks that add to the epoch's logs), wall time, the commit (history
+        row, checkpoint, TensorBoard, signal check).
+
+        Args:
+            training_state: what each epoch commits.
+            measures: the task's callbacks that add values to the epoch's logs.
+            columns: constant history columns (e.g. `{"schedule": "ibs"}`).
+            state: returns further task state to store with each commit.
+        """
+        from zoo.training import CommitEpoch, StopOnNonFinite, WallTime
+
+        wall_time = WallTime(self.wall_seconds)
+        return [
+            StopOnNonFinite(self.divergence_hint),
+            *(measures or []),
+            wall_time,
+            CommitEpoch(self, training_state, wall_time, columns=columns, state=state),
+        ]
+
+    # --- TensorBoard ----------------------------------------------------------------------
+
+    @property
+    def board(self) -> "RunBoard":
+        """The run's TensorBoard writer (written anew from the committed history at start)."""
+        return self._board
+
+    def _close_board(self) -> None:
+        if self._board is not None:
+            self._board.close()
+            self._board = None
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _committed_text(self) -> str:
+        if self.checkpoint is None:
+            return "nothing yet"
+        return f"{self.step_column} {self.checkpoint.step}"
+
+    def _record(self, status: str, message: str) -> None:
+        """Best effort: the status and reason in `metrics.json` (a full disk may refuse even
+        that, after the reserve is given back)."""
+        self._release_reserve()
+        try:
+            self.run.update_metrics(status=status, error=message)
+        except (OSError, ZooError):
+            pass
+
+    def _hold_reserve(self) -> None:
+        path = self.run.file(RESERVE)
+        if path.exists() and path.stat().st_size >= RESERVE_BYTES:
+            return
+        with open(path, "wb") as handle:
+            handle.write(bytes(RESERVE_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _release_reserve(self) -> None:
+        if self.run is not None:
+            self.run.file(RESERVE).unlink(missing_ok=True)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[number] = signal.signal(number, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for number, handler in self._previous_handlers.items():
+            signal.signal(number, handler)
+        self._previous_handlers = {}
+
+    def _on_signal(self, number, frame) -> None:
+        if self.stop_requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.stop_requested = True
+        name = "Ctrl-C" if number == signal.SIGINT else signal.Signals(number).name
+        print(
+            f"\n{self.task}: {name}: finishing the {self.step_column} in flight and committing "
+            "it; Ctrl-C again stops at once.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+class RunBoard:
+    """TensorBoard event files in `<run>/tensorboard/`, a view of the committed history.
+
+    When a run (re)starts, the folder is written anew from `history.csv`'s committed rows and
+    the run's config (as HParams); every commit then adds its rows. So TensorBoard never shows
+    a step that was rolled back, and a kill between a commit and its TensorBoard write is
+    repaired by the next start. String columns (`schedule`, `condition`) prefix the tags:
+    `ibs/loss`. Written with TensorFlow's `tf.summary`; without TensorFlow nothing is written.
+    """
+
+    def __init__(self, run: RunFolder, step_column: str):
+        self.run = run
+        self.step_column = step_column
+        self.folder = run.path / TENSORBOARD
+        self.writer = None
+        try:
+            import tensorflow as tf
+        except ImportError:
+            self.tf = None
+            return
+        self.tf = tf
+        self.folder.mkdir(exist_ok=True)
+        for old in self.folder.glob("events.out.tfevents.*"):
+            old.unlink()
+        self.writer = tf.summary.create_file_writer(str(self.folder))
+        self._write_hparams()
+        columns, rows = run.history_rows()
+        self.add_rows(rows)
+
+    def _write_hparams(self) -> None:
+        import dataclasses
+
+        try:
+            from tensorboard.plugins.hparams import api as hparams_api
+        except ImportError:
+            return
+        config = self.run.config
+        if not dataclasses.is_dataclass(config):
+            return
+        values = {}
+        for field in dataclasses.fields(config):
+            value = getattr(config, field.name)
+            if value is None or isinstance(value, (list, tuple, dict)):
+                value = str(value)
+            values[field.name] = value
+        with self.writer.as_default():
+            hparams_api.hparams(values, trial_id=str(self.run.path))
+
+    def add_rows(self, rows: list) -> None:
+        """Adds history rows (dicts of numbers or their text) as scalars at their step."""
+        if self.writer is None or not rows:
+            return
+        with self.writer.as_default():
+            for row in rows:
+                self._add_row(row)
+        self.writer.flush()
+
+    def _add_row(self, row: dict) -> None:
+        try:
+            step = int(float(row[self.step_column]))
+        except (KeyError, TypeError, ValueError):
+            return
+        prefix, scalars = [], {}
+        for key, value in row.items():
+            if key == self.step_column:
+                continue
+            number = _number(value)
+            if number is None:
+                if isinstance(value, str) and value:
+                    prefix.append(value)
+                continue
+            scalars[key] = number
+        tag_prefix = "/".join(prefix) + "/" if prefix else ""
+        for key, number in scalars.items():
+            self.tf.summary.scalar(tag_prefix + key, number, step=step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _number(value) -> Optional[float]:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, str) and value:
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if math.isfinite(number) else None
+    if hasattr(value, "item"):
+        return _number(value.item())
+    return None
