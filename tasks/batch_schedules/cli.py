@@ -4,7 +4,7 @@ from pathlib import Path
 
 from zoo.config import add_config_arguments, given_flags
 
-from .config import TASK, ScheduleConfig, add_schedules
+from .config import QUICK, TASK, ScheduleConfig, add_schedules
 
 
 def register(subparsers) -> None:
@@ -22,6 +22,15 @@ def register(subparsers) -> None:
         "--run", default=None, help="the run folder (default: runs/ibs-vs-lrd/<UTC time>)"
     )
     run.add_argument("--quiet", action="store_true", help="no Keras progress bars")
+    run.add_argument(
+        "--quick",
+        action="store_true",
+        help="a first look in minutes: "
+        + " ".join(
+            f"--{name.replace('_', '-')} {_flag_text(value)}" for name, value in QUICK.items()
+        )
+        + " (a flag given explicitly wins)",
+    )
     run.add_argument(
         "--data-dir", default=None, help="tfds data folder (default: $ZOO_TFDS_DIR or tfds's own)"
     )
@@ -41,6 +50,10 @@ def register(subparsers) -> None:
     report.set_defaults(handler=_report)
 
 
+def _flag_text(value) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
 def _saved_config(run_path) -> dict:
     """The config saved in `run_path` if it holds an ibs-vs-lrd run, else `{}`."""
     from zoo.runs import CONFIG, read_json
@@ -53,14 +66,23 @@ def _saved_config(run_path) -> dict:
     return {}
 
 
-def _run(args) -> int:
-    from .data import require_prepared
-
+def run_config(args) -> tuple:
+    """`(config, given, saved)` of `zoo ibs-vs-lrd run`: the flags given (`--quick`'s values
+    where a flag is not given), a resume's added schedules after its saved ones, and the
+    config saved in `--run` (`{}` for a new run)."""
     given = given_flags(args, ScheduleConfig)
+    if args.quick:
+        given = {**QUICK, **given}
     saved = _saved_config(args.run)
     if saved.get("schedules") and "schedules" in given:
         given["schedules"] = add_schedules(tuple(saved["schedules"]), given["schedules"])
-    config = ScheduleConfig(**given)
+    return ScheduleConfig(**given), given, saved
+
+
+def _run(args) -> int:
+    from .data import require_prepared
+
+    config, given, saved = run_config(args)
     # Before the run folder is opened, and before TensorFlow loads: a missing data set fails
     # at once and leaves nothing behind.
     dataset = given.get("dataset") or saved.get("dataset") or config.dataset

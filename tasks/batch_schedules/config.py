@@ -11,6 +11,8 @@ DATASETS = ("mnist", "fashion_mnist", "cifar10")
 CONV3_ACTIVATIONS = ("none", "relu")
 MAX_BATCH_SIZE = 1 << 20
 MAX_EPOCHS = 100_000
+# `--quick`: a first look in minutes (`make demo`); a flag given explicitly wins over these.
+QUICK = {"dataset": "mnist", "schedules": ("lrd", "ibs-equivalent"), "epochs": 30}
 
 
 @dataclasses.dataclass

@@ -42,7 +42,13 @@ def done_schedules(run: RunFolder) -> dict:
 
 
 def new_model(config: ScheduleConfig, input_shape) -> keras.Model:
-    """A fresh `SimpleCNN` (seeded), compiled for plain SGD at `config.learning_rate`."""
+    """A fresh `SimpleCNN` (seeded), compiled for plain SGD at `config.learning_rate`.
+
+    `jit_compile="auto"`, Keras's own choice: no XLA on a CPU-only machine, where XLA made this
+    CNN's epochs about twice as slow and compiled the step again for every batch size (the
+    ibs schedules meet a new one every epoch); XLA where a GPU is, with
+    `IncreasingBatchSize` padding the batches to a few shapes.
+    """
     keras.utils.set_random_seed(config.seed)
     activation = None if config.conv3_activation == "none" else config.conv3_activation
     model = SimpleCNN(activation)
@@ -50,7 +56,7 @@ def new_model(config: ScheduleConfig, input_shape) -> keras.Model:
         keras.optimizers.SGD(config.learning_rate),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
-        jit_compile=True,
+        jit_compile="auto",
     )
     model.build((None, *input_shape))
     return model
