@@ -91,10 +91,10 @@ def configured_backend() -> str:
     return backend or "tensorflow"
 
 
-def check_requirements(task: str, command: str) -> None:
+def check_requirements(task: str, command: str, verbose: bool = False) -> None:
     """Raises a one-line `ZooError` if `zoo TASK COMMAND` cannot run here: a missing extra, a
     backend other than TensorFlow, or data that cannot be had. Writes nothing but the
-    prepared data."""
+    prepared data (tfds's progress bars only on a terminal)."""
     from zoo.errors import UsageError
     from zoo.extras import require_extra
 
@@ -111,21 +111,24 @@ def check_requirements(task: str, command: str) -> None:
             f"work on every backend)."
         )
     if needs.datasets:
+        from zoo.tf_quiet import import_tensorflow
+
+        import_tensorflow(verbose=verbose)  # zoo.data imports Keras: without the C++ chatter
         from zoo.data import prepare
 
         for dataset in needs.datasets:
-            prepare(dataset)
+            prepare(dataset, progress=sys.stderr.isatty())
 
 
 def _apply_data_flags(args: argparse.Namespace) -> None:
-    from zoo.data import DATA_DIR_ENV, MANUAL_DIR_ENV, NO_DOWNLOAD_ENV
-
+    """The data flags as the variables `zoo.data` reads (its `DATA_DIR_ENV`, `MANUAL_DIR_ENV`,
+    `NO_DOWNLOAD_ENV`; not imported from there, since `zoo.data` imports Keras)."""
     if args.zoo_data_dir is not None:
-        os.environ[DATA_DIR_ENV] = args.zoo_data_dir
+        os.environ["ZOO_TFDS_DIR"] = args.zoo_data_dir
     if args.zoo_manual_dir is not None:
-        os.environ[MANUAL_DIR_ENV] = args.zoo_manual_dir
+        os.environ["ZOO_MANUAL_DIR"] = args.zoo_manual_dir
     if args.zoo_no_download:
-        os.environ[NO_DOWNLOAD_ENV] = "1"
+        os.environ["ZOO_NO_DOWNLOAD"] = "1"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +183,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         _apply_data_flags(args)
-        check_requirements(args.task, getattr(args, "command", None))
+        check_requirements(args.task, getattr(args, "command", None), verbose=args.verbose)
         return args.handler(args) or 0
     except ZooError as error:
         print(f"zoo: error: {error}", file=sys.stderr)

@@ -97,15 +97,18 @@ def resolve_dirs(
 
 
 @contextlib.contextmanager
-def _quiet_absl():
-    """Hides tfds's absl warnings (a missing dataset_info.json is how "not prepared" looks)."""
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
+def _quiet_logs():
+    """Hides tfds's absl warnings (a missing dataset_info.json is how "not prepared" looks) and
+    urllib3's per-retry warnings: a failure is reported once, as one line."""
+    loggers = [logging.getLogger(name) for name in ("absl", "urllib3")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        absl.setLevel(level)
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -134,12 +137,23 @@ def _fast_failing_downloads():
         socket.setdefaulttimeout(timeout)
 
 
+def _sources(urls: list) -> str:
+    """`urls` in a few words: one folder URL and the file names when they share it."""
+    if len(urls) < 2:
+        return " ".join(urls) or "its original files"
+    folder = os.path.commonprefix(urls)
+    folder = folder[: folder.rfind("/") + 1]
+    if folder.count("/") < 3:  # no common folder beyond the scheme
+        return " ".join(urls)
+    return f"{', '.join(url[len(folder) :] for url in urls)} from {folder}"
+
+
 def _how_to_get(name: str, urls: list) -> str:
     manual = f"--manual-dir FOLDER (or {MANUAL_DIR_ENV}" + (
         f", {MNIST_DIR_ENV})" if name == "mnist" else ")"
     )
     return (
-        f"Download {' '.join(urls) or 'its original files'} into a folder and pass {manual}; "
+        f"Download {_sources(urls)} into a folder and pass {manual}; "
         f"tfds prepares {name} from there offline. Or pass --data-dir (or {DATA_DIR_ENV}) "
         f"pointing at a tfds data folder where {name} is prepared."
     )
@@ -169,6 +183,7 @@ def prepare(
     data_dir: Optional[str] = None,
     manual_dir: Optional[str] = None,
     download: Optional[bool] = None,
+    progress: Optional[bool] = None,
 ):
     """The one data path: a prepared tfds builder of `name`, preparing it if needed.
 
@@ -179,6 +194,8 @@ def prepare(
             `$ZOO_MANUAL_DIR`, and for MNIST `$ZOO_MNIST_DIR`).
         download: whether tfds may download the original files when the set is neither
             prepared nor in `manual_dir` (default: yes, unless `$ZOO_NO_DOWNLOAD=1`).
+        progress: show tfds's progress bars (`tfds.display_progress_bar`); `None` leaves
+            tfds's setting as it is.
 
     Returns:
         The `tfds.core.DatasetBuilder`, prepared.
@@ -202,8 +219,10 @@ def prepare(
     require_extra("datasets", "loading a dataset")
     import tensorflow_datasets as tfds
 
+    if progress is not None:
+        tfds.display_progress_bar(progress)
     data_dir, manual_dir = resolve_dirs(name, data_dir, manual_dir)
-    with _quiet_absl():
+    with _quiet_logs():
         builder = tfds.builder(name, data_dir=data_dir)
         if builder.is_prepared():
             return builder
@@ -221,7 +240,7 @@ def prepare(
             )
         # Every file is there: tfds takes them from the folder (checksums checked), no network.
         config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
-        with _quiet_absl():
+        with _quiet_logs():
             builder.download_and_prepare(download_config=config)
         return builder
     if not allowed:
@@ -233,7 +252,7 @@ def prepare(
     # prepared data, which needs TensorFlow's GCS file system and retries for minutes offline.
     config = tfds.download.DownloadConfig(try_download_gcs=False)
     try:
-        with _quiet_absl(), _fast_failing_downloads():
+        with _quiet_logs(), _fast_failing_downloads():
             builder.download_and_prepare(download_config=config)
     except _download_errors() as error:
         raise UsageError(
