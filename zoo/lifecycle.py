@@ -253,7 +253,7 @@ class TrainingRun:
                 )
             if self.finished:
                 return self
-            self.run.cut_history_to_commit(self.checkpoint)
+            self.run.cut_history_to_commit(self.checkpoint, self.step_column)
             self._hold_reserve()
             self.run.mark_running()
             self._board = RunBoard(self.run, self.step_column)

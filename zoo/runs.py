@@ -705,13 +705,18 @@ class RunFolder:
             )
         return committed
 
-    def cut_history_to_commit(self, checkpoint: Optional["Checkpoint"] = None) -> None:
+    def cut_history_to_commit(
+        self, checkpoint: Optional["Checkpoint"] = None, step_column: str = "epoch"
+    ) -> None:
         """Verifies the committed rows (`verify_history`) and drops any row after them: the
-        rows of a step that was killed before its commit."""
+        rows of a step that was killed before its commit. A commit record of an earlier
+        release (no row count) cuts by `step_column` instead."""
         checkpoint = checkpoint if checkpoint is not None else self.load_checkpoint()
         committed = self.verify_history(checkpoint)
         if committed is None:
-            if checkpoint is None and (self.path / HISTORY).exists():
+            if checkpoint is not None:
+                self.truncate_history(step_column, checkpoint.step)
+            elif (self.path / HISTORY).exists():
                 columns, rows = self.history_rows()
                 if rows:  # rows of a first step that never committed
                     self._write_history(columns, [])

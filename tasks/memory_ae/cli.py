@@ -43,8 +43,9 @@ def _run_flags(parser: argparse.ArgumentParser, run_help: str) -> None:
     parser.add_argument("--quiet", action="store_true", help="no Keras progress bars")
 
 
-def _verbose(args) -> int:
-    return 0 if args.quiet else 2
+def _verbose(args):
+    """0 with --quiet; else None: Keras's bar on a terminal, one line per epoch when piped."""
+    return 0 if args.quiet else None
 
 
 def _train(args) -> int:

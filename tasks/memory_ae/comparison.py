@@ -52,7 +52,7 @@ def compare(
     run_path=None,
     *,
     given: Optional[dict] = None,
-    verbose="auto",
+    verbose=None,
     root="runs",
 ):
     """Trains (or resumes, or skips) every variant, writes `compare.csv`; returns the table.

@@ -1,22 +1,20 @@
 """The training recipe: one resumable run of either model in a run folder.
 
 Every epoch writes its history row, then commits a checkpoint (`checkpoints/ckpt-<epoch>.npz`:
-the weights, the optimizer's variables and the set-min noise generator's state). A rerun of
+the weights, the optimizer's variables and the set-min noise generator's state), through the
+run lifecycle (`zoo.lifecycle`). A rerun of
 the same command resumes from the committed epoch with the batches of `(seed, epoch)`, so an
 interrupted run ends with the same history and weights as an uninterrupted one.
 """
 
-from pathlib import Path
 from typing import Optional
 
 import keras
-import numpy as np
 
 from zoo.callbacks import SignSGD
-from zoo.errors import CorruptFileError, DivergenceError
+from zoo.lifecycle import TrainingRun, TrainingState
 from zoo.losses import SetMinRandomLoss
-from zoo.runs import RunFolder, atomic_write, crash_point, load_npz
-from zoo.training import RunHistory, StopOnNonFinite, WallTime
+from zoo.runs import RunFolder, atomic_write
 
 from .config import PIXELS, SIGNSGD_MOMENTUM, TASK, MemoryAEConfig
 from .data import EpochBatches, encode, fit_pca, load_images, load_pca
@@ -25,7 +23,6 @@ from .models import MemoryInformedAE, SetMinAE
 from .plots import draw_pictures
 
 PCA_FILE = "pca.npz"
-DIVERGENCE_HINT = "the learning rate is likely too high"
 
 
 def make_optimizer(config: MemoryAEConfig) -> keras.optimizers.Optimizer:
@@ -53,63 +50,11 @@ def build_model(config: MemoryAEConfig):
     return model, loss
 
 
-def training_state(model: keras.Model, loss) -> dict:
+def training_state(model: keras.Model, loss) -> TrainingState:
     """Everything the next epoch depends on besides the data: weights, optimizer variables,
     and the set-min noise generator's state."""
-    arrays = {f"weight_{i}": weight for i, weight in enumerate(model.get_weights())}
-    for i, variable in enumerate(model.optimizer.variables):
-        arrays[f"optimizer_{i}"] = keras.ops.convert_to_numpy(variable)
-    if loss is not None:
-        arrays["noise_seed_state"] = keras.ops.convert_to_numpy(loss.seed_generator.state)
-    return arrays
-
-
-def restore_training_state(model: keras.Model, loss, path: Path) -> None:
-    """Loads a checkpoint written from `training_state`; `CorruptFileError` naming the file
-    when it is unreadable or does not fit the model."""
-    arrays = load_npz(path)
-    weights = [arrays.get(f"weight_{i}") for i in range(len(model.weights))]
-    optimizer = [arrays.get(f"optimizer_{i}") for i in range(len(model.optimizer.variables))]
-    expected = len(weights) + len(optimizer) + (loss is not None)
-    if len(arrays) != expected or any(value is None for value in weights + optimizer):
-        raise CorruptFileError(path, "does not hold this model's training state")
-    targets = list(model.weights) + list(model.optimizer.variables)
-    for variable, value in zip(targets, weights + optimizer):
-        if tuple(variable.shape) != value.shape:
-            raise CorruptFileError(
-                path, f"{variable.path} has shape {value.shape}, expected {tuple(variable.shape)}"
-            )
-        variable.assign(value)
-    if loss is not None:
-        loss.seed_generator.state.assign(arrays["noise_seed_state"])
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Commits the training state after every epoch (after `RunHistory` wrote its row).
-
-    Also the fault-injection point `train-batch`, called after every training batch.
-
-    Args:
-        run: the `RunFolder`.
-        loss: the `SetMinRandomLoss`, or None.
-    """
-
-    def __init__(self, run: RunFolder, loss=None):
-        super().__init__()
-        self.run = run
-        self.loss = loss
-
-    def on_train_batch_end(self, batch, logs=None):
-        crash_point("train-batch")
-
-    def on_epoch_end(self, epoch, logs=None):
-        arrays = training_state(self.model, self.loss)
-        self.run.save_checkpoint(
-            epoch + 1,
-            lambda path: np.savez(path, **arrays),
-            ".npz",
-            {"wall_seconds": float((logs or {}).get("wall_seconds", 0.0))},
-        )
+    extra = {} if loss is None else {"noise_seed_state": loss.seed_generator.state}
+    return TrainingState(model, extra=extra)
 
 
 def train(
@@ -118,17 +63,19 @@ def train(
     *,
     given: Optional[dict] = None,
     images=None,
-    verbose="auto",
+    verbose: Optional[int] = None,
     root="runs",
 ) -> RunFolder:
-    """Trains (or resumes) one run; writes history, checkpoints, pictures and the model.
+    """Trains (or resumes) one run; writes history, checkpoints, pictures and the model. The
+    lifecycle (`zoo.lifecycle.TrainingRun`) keeps the run folder's promises.
 
     Args:
         config: the run's settings (on resume the saved config wins; see `RunFolder.open`).
         run_path: the run folder, or None for a new `root/memory-ae/<UTC time>`.
         given: the flags the user passed (None: all of `config`).
         images: `load_images(config.train_limit)`'s result, to share between runs.
-        verbose: Keras's `fit` verbosity.
+        verbose: Keras's `fit` verbosity (None: a bar on a terminal, a line per epoch when
+            piped).
         root: where a new folder goes when `run_path` is None.
 
     Returns:
@@ -136,23 +83,20 @@ def train(
 
     Raises:
         DivergenceError: the loss became non-finite; the run is marked failed.
+        Interrupted: a signal stopped the run after committing its epoch in flight.
     """
-    with RunFolder.open(run_path, TASK, config, given=given, root=root) as run:
-        config = run.config
-        checkpoint = run.load_checkpoint()
-        if run.status == "finished" and checkpoint is not None and checkpoint.step >= config.epochs:
-            print(f"memory-ae: {run.path} is finished ({checkpoint.step} epochs); nothing to do.")
-            return run
-        run.mark_running()
-        try:
-            _train(run, config, checkpoint, images, verbose)
-        except DivergenceError as error:
-            run.mark_failed(str(error))
-            raise
-    return run
+    with TrainingRun(TASK, config, run_path, given=given, root=root, verbose=verbose) as session:
+        if session.finished:
+            print(
+                f"memory-ae: {session.run.path} is finished ({session.step} epochs); nothing to do."
+            )
+            return session.run
+        _train(session, images)
+    return session.run
 
 
-def _train(run: RunFolder, config: MemoryAEConfig, checkpoint, images, verbose) -> None:
+def _train(session: TrainingRun, images) -> None:
+    run, config = session.run, session.config
     (train_images, _), (test_images, test_labels) = images or load_images(config.train_limit)
     if run.file(PCA_FILE).exists():
         pca = load_pca(run.file(PCA_FILE))
@@ -163,12 +107,8 @@ def _train(run: RunFolder, config: MemoryAEConfig, checkpoint, images, verbose) 
     test = encode(pca, test_images, test_labels)
 
     model, loss = build_model(config)
-    first_epoch, wall_seconds = 0, 0.0
-    if checkpoint is not None:
-        restore_training_state(model, loss, checkpoint.path)
-        first_epoch = checkpoint.step
-        wall_seconds = float(checkpoint.state.get("wall_seconds", 0.0))
-    run.truncate_history("epoch", first_epoch)
+    state = training_state(model, loss)
+    first_epoch = session.restore(state)
 
     if config.model == "memory":
         targets = (train_images, train_images)
@@ -178,22 +118,9 @@ def _train(run: RunFolder, config: MemoryAEConfig, checkpoint, images, verbose) 
         schedule = [SigmaSchedule(loss, config.epochs)] if config.constant_sigma is None else []
         measures = schedule + [SetMinMeasures(test.codes, test.images, loss)]
     batches = EpochBatches(train_codes, targets, config.batch_size, config.seed, first_epoch)
-    callbacks = [
-        StopOnNonFinite(DIVERGENCE_HINT),
-        *measures,
-        WallTime(wall_seconds),
-        RunHistory(run),
-        EpochCheckpoint(run, loss),
-    ]
-    if first_epoch >= config.epochs:
-        action = f"all {config.epochs} epochs committed, saving the model"
-    elif first_epoch:
-        action = f"resuming at epoch {first_epoch + 1} of {config.epochs}"
-    else:
-        action = f"starting, {config.epochs} epochs"
     print(
-        f"memory-ae: {config.describe()}; {model.count_params():,} parameters; {action}; "
-        f"run folder {run.path}",
+        f"memory-ae: {config.describe()}; {model.count_params():,} parameters; "
+        f"{session.describe_start()}; run folder {run.path}",
         flush=True,
     )
     if first_epoch < config.epochs:
@@ -202,13 +129,13 @@ def _train(run: RunFolder, config: MemoryAEConfig, checkpoint, images, verbose) 
             epochs=config.epochs,
             initial_epoch=first_epoch,
             shuffle=False,  # the batches' order is EpochBatches's, a function of (seed, epoch)
-            callbacks=callbacks,
-            verbose=verbose,
+            callbacks=session.callbacks(state, measures),
+            verbose=session.verbose,
         )
     run.save_model(model)
     draw_pictures(model, run, config, test)
     final = run.history().iloc[-1].to_dict()
-    run.mark_finished(
+    session.finish(
         **{key: value for key, value in final.items() if key != "epoch"}, epochs=int(final["epoch"])
     )
     summary = (
