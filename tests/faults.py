@@ -67,6 +67,18 @@ def launch(command: Command, run, *extra: str, crash=None, env=None, timeout=600
     )
 
 
+def zoo(*args: str, crash=None, env=None, timeout=600):
+    """`python -m zoo.cli *args` in a fresh process (`crash` as in `launch`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        env=environment(crash, **(env or {})),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def kill_and_resume(command: Command, run, crash: str):
     """Kills a run at `crash`, then runs the same command again; returns the second result."""
     killed = launch(command, run, crash=crash)

@@ -3,6 +3,7 @@
 import argparse
 
 from zoo.config import add_config_arguments, config_from_args, given_flags
+from zoo.resources import require_memory
 
 from .config import CompareConfig, MemoryAEConfig
 
@@ -51,10 +52,11 @@ def _verbose(args):
 def _train(args) -> int:
     from zoo.tf_quiet import import_tensorflow
 
+    config = config_from_args(MemoryAEConfig, args)
+    require_memory(config.estimated_bytes(), config.size_flags())  # before anything is made
     import_tensorflow(verbose=getattr(args, "verbose", False))
     from .training import train
 
-    config = config_from_args(MemoryAEConfig, args)
     train(config, args.run, given=given_flags(args, MemoryAEConfig), verbose=_verbose(args))
     return 0
 

@@ -20,6 +20,9 @@ SIGNSGD_MOMENTUM = 0.9
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 1 << 20
 MAX_WIDTH = 1 << 16
+# Adam and SignSGD take steps of about the learning rate: beyond this every run diverges.
+MAX_RATE = 100.0
+MNIST_TRAIN_IMAGES = 60_000
 
 
 def parse_sigma(text: str) -> Optional[float]:
@@ -89,12 +92,37 @@ class MemoryAEConfig:
         self.floss_weight = check_float("--floss-weight", self.floss_weight, low=0.0)
         parse_sigma(self.sigma)
         self.learning_rate = check_float(
-            "--learning-rate", self.learning_rate, low=0.0, low_inclusive=False
+            "--learning-rate", self.learning_rate, low=0.0, low_inclusive=False, high=MAX_RATE
         )
         self.epochs = _bounded_int("--epochs", self.epochs, MAX_EPOCHS)
         self.batch_size = _bounded_int("--batch-size", self.batch_size, MAX_BATCH_SIZE)
         self.train_limit = check_non_negative_int("--train-limit", self.train_limit)
+        if self.train_limit > MNIST_TRAIN_IMAGES:
+            raise UsageError(
+                f"`--train-limit` must be at most {MNIST_TRAIN_IMAGES:,} (the MNIST training "
+                f"images; 0 means all), got {self.train_limit:,}."
+            )
         self.seed = _seed("--seed", self.seed)
+
+    def estimated_bytes(self) -> int:
+        """Memory the training needs, about: weights, gradients and two optimizer slots per
+        parameter, and a batch's activations (forward and backward) in float32."""
+        if self.model == "memory":
+            parameters = (
+                2 * self.code_dims * self.hidden
+                + self.hidden * self.slots * (PIXELS + 1)
+                + self.slots * PIXELS
+            )
+            activations = self.batch_size * (2 * self.hidden + 2 * self.slots * PIXELS)
+        else:
+            parameters = self.subnets * (self.code_dims * self.hidden + self.hidden * PIXELS)
+            activations = self.batch_size * self.subnets * (self.hidden + 2 * PIXELS)
+        return 4 * (4 * parameters + 2 * activations)
+
+    def size_flags(self) -> str:
+        """The flags that set `estimated_bytes`, for the message that refuses them."""
+        width = f"--slots {self.slots}" if self.model == "memory" else f"--subnets {self.subnets}"
+        return f"--hidden {self.hidden} {width} --batch-size {self.batch_size}"
 
     @property
     def constant_sigma(self) -> Optional[float]:

@@ -5,16 +5,11 @@ errors naming the file."""
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
-import time
 
-import keras
-import numpy as np
 import pandas as pd
 import pytest
 
+from tests import faults
 from zoo.cli import main
 
 FLAGS = [
@@ -36,19 +31,12 @@ BATCHES = 3 * 6  # 300 images in batches of 50, 3 epochs
 SEEDS = random.Random(20260001)
 
 
-def zoo(args, env_extra=None, crash=None):
+COMMAND = faults.Command("zoo.cli", ("memory-ae", "train"), tuple(FLAGS))
+
+
+def zoo(args, crash=None):
     """`zoo memory-ae ...` in a fresh process, optionally killed at crash point `crash`."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("ZOO_TEST_CRASH_AT", None)
-    if crash:
-        env["ZOO_TEST_CRASH_AT"] = crash
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", "memory-ae", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return faults.zoo("memory-ae", *args, crash=crash)
 
 
 @pytest.fixture(scope="module")
@@ -61,23 +49,12 @@ def uninterrupted(tmp_path_factory, mnist_dir, tfds_dir):
 
 
 def assert_same_run(run, reference):
-    got, want = pd.read_csv(run / "history.csv"), pd.read_csv(reference / "history.csv")
-    assert list(got["epoch"]) == [1, 2, 3]  # no row lost or repeated
-    columns = [column for column in want if column != "wall_seconds"]
-    np.testing.assert_array_equal(got[columns].to_numpy(), want[columns].to_numpy())
-    assert got["wall_seconds"].is_monotonic_increasing
-    got_weights = keras.saving.load_model(run / "model.keras").get_weights()
-    for got_weight, want_weight in zip(
-        got_weights, keras.saving.load_model(reference / "model.keras").get_weights()
-    ):
-        np.testing.assert_array_equal(got_weight, want_weight)
+    faults.assert_same_run(run, reference)
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [1, 2, 3]
 
 
 def kill_and_resume(run, crash):
-    killed = zoo(["train", "--run", str(run), *FLAGS], crash=crash)
-    assert killed.returncode == 137, killed.stderr[-2000:]
-    resumed = zoo(["train", "--run", str(run), *FLAGS])
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    faults.kill_and_resume(COMMAND, run, crash)
 
 
 def test_kill_inside_an_epoch_resumes_exactly(uninterrupted, tmp_path):
@@ -107,16 +84,7 @@ def test_kill_at_seeded_instants_resumes_exactly(uninterrupted, tmp_path, crash)
 @pytest.mark.slow
 def test_sigkill_at_a_seeded_time_resumes_exactly(uninterrupted, tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "memory-ae", "train", "--run", str(run), *FLAGS],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(SEEDS.uniform(8, 25))
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    faults.sigkill_after(COMMAND, run, SEEDS.uniform(8, 25))
     resumed = zoo(["train", "--run", str(run), *FLAGS])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_run(run, uninterrupted)
@@ -194,3 +162,15 @@ def test_truncated_model_is_named_by_show(uninterrupted, tmp_path, capsys):
     assert main(["memory-ae", "show", "--run", str(run)]) == 2
     error = capsys.readouterr().err
     assert "model.keras" in error and error.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["train", "show"])
+def test_a_history_torn_inside_its_committed_rows_is_refused(
+    uninterrupted, tmp_path, capsys, command
+):
+    run = faults.copy_run(uninterrupted, tmp_path / "run")
+    faults.tear_history_row(run / "history.csv", row=1)
+    extend = [flag if flag != "3" else "4" for flag in FLAGS] if command == "train" else []
+    assert main(["memory-ae", command, "--run", str(run), *extend]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "history.csv" in error and "changed or torn" in error
