@@ -64,16 +64,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from zoo.commits import Checkpoint
 from zoo.errors import Interrupted, ZooError
-from zoo.runs import (
-    RESERVE,
-    STORAGE_ERRNOS,
-    Checkpoint,
-    RunFolder,
-    crash_point,
-    load_npz,
-    storage_error,
-)
+from zoo.files import STORAGE_ERRNOS, crash_point, load_npz, storage_error
+from zoo.runs import RESERVE, RunFolder
 
 RESERVE_BYTES = 1 << 20
 TENSORBOARD = "tensorboard"
