@@ -171,10 +171,15 @@ def main():
         parser.error("--epochs must be at least 2 and every batch size positive")
     os.environ.setdefault("ZOO_MNIST_DIR", args.mnist_dir)
 
+    if args.no_torch:
+        notes = {"torch": "skipped (--no-torch)"}
+    elif args.train_limit:
+        notes = {"torch": "skipped: it trains on 54,000 images whatever --train-limit says"}
+    else:
+        notes = {}
     data = load_split_data("mnist", 0.1, 0, args.train_limit)
     per_epoch = {"zoo": {}, "keras_fit": {}, "keras_fit_xla": {}, "torch": {}}
     first_epoch = {name: {} for name in per_epoch}
-    notes = {}
     torch_version = None
     model = None
     with tempfile.TemporaryDirectory() as folder:
@@ -187,7 +192,7 @@ def main():
             runs["keras_fit"], model = keras_fit_epochs(data, batch_size, args.epochs, False)
             log(f"batch {batch_size}: keras fit, XLA")
             runs["keras_fit_xla"], _ = keras_fit_epochs(data, batch_size, args.epochs, True)
-            if not args.no_torch and "torch" not in notes:
+            if "torch" not in notes:
                 log(f"batch {batch_size}: torch")
                 torch = torch_epochs(batch_size, args.epochs, args.mnist_dir)
                 if isinstance(torch, str):
@@ -197,8 +202,6 @@ def main():
             for name, seconds in runs.items():
                 per_epoch[name][key], first_epoch[name][key] = steady(seconds)
         checkpoints = checkpoint_seconds(model, folder)
-    if args.no_torch:
-        notes["torch"] = "skipped (--no-torch)"
 
     ratios = {}
     for name in ("zoo", "keras_fit_xla", "torch"):

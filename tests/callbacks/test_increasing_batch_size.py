@@ -31,60 +31,61 @@ def id_data(n=N, seed=0):
 
 
 class CountingModel(keras.Model):
-    """A linear model of x[:, 1:] whose train step counts what it trains on.
+    """A linear model of x[:, 1:]. `calls` counts the Python runs of `call`: once per trace
+    (TensorFlow), once per compilation (JAX), once per step (eager)."""
 
-    Per epoch (reset by `Tally`): how often each example id went through a
-    train step with a nonzero weight (padding rows weigh 0), the number of
-    train steps, and the largest true batch. `traces` counts the Python runs
-    of the train step: once per compilation under JAX and XLA tracing.
-    """
-
-    def __init__(self, n=N):
+    def __init__(self):
         super().__init__()
-        self.n = n
         self.dense = keras.layers.Dense(1)
-        self.seen = self.add_weight(shape=(n,), initializer="zeros", trainable=False)
-        self.steps = self.add_weight(shape=(), initializer="zeros", trainable=False)
-        self.largest = self.add_weight(shape=(), initializer="zeros", trainable=False)
-        self.traces = 0
+        self.calls = 0
 
     def call(self, x):
+        self.calls += 1
         return self.dense(x[:, 1:])
 
-    def train_step(self, data):
-        self.traces += 1
-        x = data[0]
-        if len(data) == 3:
-            real = keras.ops.cast(data[2] > 0, "float32")
-        else:
-            real = keras.ops.ones_like(x[:, 0])
-        ids = keras.ops.cast(x[:, 0], "int32")
-        counted = keras.ops.one_hot(ids, self.n) * real[:, None]
-        self.seen.assign_add(keras.ops.sum(counted, axis=0))
-        self.steps.assign_add(1.0)
-        self.largest.assign(keras.ops.maximum(self.largest, keras.ops.sum(real)))
-        return super().train_step(data)
+
+class Served(IncreasingBatches):
+    """`ibs.dataset`'s batches, recording each one served: its rows and the ids (column 0 of x)
+    of the rows that weigh (padding rows weigh 0). Every backend's `fit` trains on exactly the
+    batches its data adapter draws, so this is what the train steps saw."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.served = []
+
+    def __getitem__(self, index):
+        x, y, weight = super().__getitem__(index)
+        self.served.append((len(x), x[:, 0][weight > 0].astype(int)))
+        return x, y, weight
+
+
+def served(ibs, n=N, seed=None):
+    """What `ibs.dataset(*id_data(n), seed=seed)` is, recording what it serves."""
+    return Served(*id_data(n), batch_size=ibs.initial, seed=seed)
 
 
 class Tally(keras.callbacks.Callback):
     """Per epoch: what the train steps saw, and what the logs claim (place after the ibs)."""
 
-    def __init__(self):
+    def __init__(self, data):
         super().__init__()
+        self.data = data
         self.epochs = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        for variable in (self.model.seen, self.model.steps, self.model.largest):
-            variable.assign(keras.ops.zeros_like(variable))
+        self.data.served.clear()
 
     def on_epoch_end(self, epoch, logs=None):
         updates = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        batches = self.data.served
+        ids = np.concatenate([ids for _, ids in batches])
         self.epochs.append(
             {
                 "epoch": epoch,
-                "seen": keras.ops.convert_to_numpy(self.model.seen).astype(int).tolist(),
-                "steps": int(keras.ops.convert_to_numpy(self.model.steps)),
-                "largest": int(keras.ops.convert_to_numpy(self.model.largest)),
+                "seen": np.bincount(ids, minlength=len(self.data.x)).tolist(),
+                "steps": len(batches),
+                "largest": max(len(ids) for _, ids in batches),
+                "shapes": sorted({rows for rows, _ in batches}),
                 "updates": updates,
                 "logged_batch_size": logs["batch_size"],
                 "logged_updates": logs["parameter_updates"],
@@ -117,7 +118,7 @@ def progress_bars(output):
 
 def compiled_model(learning_rate=0.01):
     model = CountingModel()
-    model.compile(keras.optimizers.SGD(learning_rate), "mse")
+    model.compile(keras.optimizers.SGD(learning_rate), "mse", jit_compile=False)
     return model
 
 
@@ -161,9 +162,9 @@ if BACKEND == "tensorflow":
 @pytest.mark.parametrize("kind", VALIDATION_KINDS)
 def test_every_example_once_per_epoch_whatever_the_validation_data(kind, capsys):
     ibs = IncreasingBatchSize(**SCHEDULE)
-    train = ibs.dataset(*id_data(), seed=0)
+    train = served(ibs, seed=0)
     validation = validation_data(kind, ibs)
-    tally = Tally()
+    tally = Tally(train)
     model = compiled_model()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -208,11 +209,12 @@ def test_backup_and_restore_resumes_with_the_resumed_epochs_batch_size(
 ):
     def fit(model, epochs, extra=()):
         ibs = IncreasingBatchSize(**SCHEDULE)
-        tally = Tally()
+        data = served(ibs, seed=3)
+        tally = Tally(data)
         backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
         callbacks = [backup, ibs, tally, *extra]
         history = model.fit(
-            ibs.dataset(*id_data(), seed=3),
+            data,
             epochs=epochs,
             shuffle=False,
             callbacks=callbacks,
@@ -223,7 +225,12 @@ def test_backup_and_restore_resumes_with_the_resumed_epochs_batch_size(
     def fresh_model():
         keras.utils.set_random_seed(1)
         model = CountingModel()
-        model.compile(keras.optimizers.SGD(0.05), "mse", steps_per_execution=steps_per_execution)
+        model.compile(
+            keras.optimizers.SGD(0.05),
+            "mse",
+            steps_per_execution=steps_per_execution,
+            jit_compile=False,
+        )
         model(id_data()[0][:1])  # BackupAndRestore needs a built model
         return model
 
@@ -253,7 +260,8 @@ def test_early_stopping_reduce_lr_csv_logger_and_tensorboard_beside_it(tmp_path)
     import tensorflow as tf
 
     ibs = IncreasingBatchSize(**SCHEDULE)
-    tally = Tally()
+    data = served(ibs)
+    tally = Tally(data)
     # parameter_updates only grows: in mode "min" it never improves, so EarlyStopping
     # stops after epoch 2 (patience 2) and ReduceLROnPlateau halves the rate at every
     # epoch end from epoch 1 on (patience 1).
@@ -266,7 +274,7 @@ def test_early_stopping_reduce_lr_csv_logger_and_tensorboard_beside_it(tmp_path)
         keras.callbacks.TensorBoard(str(tmp_path / "tensorboard")),
     ]
     model = compiled_model(0.01)
-    history = model.fit(ibs.dataset(*id_data()), epochs=10, callbacks=callbacks, verbose=0)
+    history = model.fit(data, epochs=10, callbacks=callbacks, verbose=0)
     assert_ran_as_logged(tally, range(3))
     np.testing.assert_allclose(history.history["learning_rate"], [0.01, 0.01, 0.005], rtol=1e-6)
     with open(tmp_path / "history.csv") as file:
@@ -294,49 +302,43 @@ def test_progress_bar_of_a_user_progbar_logger_listed_first(capsys):
     assert progress_bars(capsys.readouterr().out) == [(13, [13]), (7, [7])]
 
 
-def test_retracing_is_bounded_without_jit():
+@tensorflow_only
+def test_the_step_is_traced_once_without_jit():
     ibs = IncreasingBatchSize(initial=3, growth=1.5, maximum=60)
-    model = CountingModel(200)
+    model = CountingModel()
     model.compile(keras.optimizers.SGD(0.01), "mse", jit_compile=False)
-    model.fit(ibs.dataset(*id_data(200)), epochs=8, callbacks=[ibs], verbose=0)
-    # 8 epochs, 8 different batch sizes plus remainders: the step is traced for an unknown
-    # batch size (TensorFlow) or not at all (PyTorch eager, JAX without jit).
-    assert model.traces <= 2
-
-
-class ShapeLog(IncreasingBatches):
-    """Records the number of rows of every batch served (what a compiled step sees)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sizes = []
-
-    def __getitem__(self, index):
-        batch = super().__getitem__(index)
-        self.sizes.append(len(batch[0]))
-        return batch
+    data = ibs.dataset(*id_data(200))
+    model.fit(data, epochs=2, callbacks=[ibs], verbose=0)
+    calls = model.calls  # the symbolic build and the trace(s) of the first step
+    assert calls <= 3
+    # 6 more epochs, 6 more batch sizes (6 to 34) and their remainders: no new trace, the step
+    # was traced for an unknown batch size.
+    model.fit(data, epochs=8, initial_epoch=2, callbacks=[ibs], verbose=0)
+    assert model.calls == calls
 
 
 @pytest.mark.skipif(BACKEND == "torch", reason="torch.compile needs a C++ toolchain")
 def test_compilations_stay_bounded_as_the_batch_grows():
     ibs = IncreasingBatchSize(initial=3, growth=1.2, maximum=40)
-    x, y = id_data(200)
-    data = ShapeLog(x, y, batch_size=3, seed=0)
-    tally = Tally()
-    model = CountingModel(200)
+    data = served(ibs, n=200, seed=0)
+    tally = Tally(data)
+    model = CountingModel()
     model.compile(keras.optimizers.SGD(0.01), "mse", jit_compile=True)
     history = model.fit(data, epochs=9, callbacks=[ibs, tally], verbose=0)
     batches = [ibs.batch_size_at(epoch) for epoch in range(9)]
     assert history.history["batch_size"] == batches == [3, 3, 4, 5, 6, 7, 8, 10, 12]
     true_sizes = {size for batch in batches for size in (batch, 200 % batch) if size}
     assert shape_buckets(3, 40, math.sqrt(2)) == [3, 5, 6, 9, 12, 17, 24, 34, 40]
-    # The compiled step saw only bucket sizes, 5 where the true batches have 9; XLA and
-    # jax.jit compile once per shape (JAX also runs the Python step once per shape: `traces`).
-    assert sorted(set(data.sizes)) == [3, 5, 6, 9, 12] and len(true_sizes) == 9
-    assert model.traces <= 5
+    # The compiled step saw only bucket sizes, 5 where the true batches have 9: XLA and
+    # jax.jit compile once per shape (JAX runs `call` once per compilation, besides the
+    # model's symbolic builds).
+    shapes = sorted({shape for record in tally.epochs for shape in record["shapes"]})
+    assert shapes == [3, 5, 6, 9, 12] and len(true_sizes) == 9
+    assert model.calls <= 2 + len(shapes)
     for record in tally.epochs:  # every example once per epoch, padding never counted
         assert record["seen"] == [1] * 200
         assert record["largest"] == record["logged_batch_size"]
+        assert record["updates"] == record["logged_updates"]
     assert history.history["parameter_updates"][-1] == sum(math.ceil(200 / b) for b in batches)
 
 
@@ -360,9 +362,13 @@ def test_padded_batches_train_exactly_as_the_true_batches(monkeypatch, reduction
         loss = keras.losses.MeanSquaredError(reduction=reduction)
         model.compile(keras.optimizers.SGD(0.02), loss, metrics=["mae"], jit_compile=False)
         ibs = IncreasingBatchSize(initial=3, growth=1.7, maximum=20, bucket_growth=2.0)
-        data = ShapeLog(*id_data(), batch_size=3, seed=5)
-        history = model.fit(data, epochs=5, callbacks=[ibs], verbose=0)
-        return model.get_weights(), history.history, set(data.sizes)
+        data = served(ibs, seed=5)
+        tally = Tally(data)
+        history = model.fit(data, epochs=5, callbacks=[ibs, tally], verbose=0)
+        for record in tally.epochs:
+            assert record["seen"] == [1] * N
+        shapes = {shape for record in tally.epochs for shape in record["shapes"]}
+        return model.get_weights(), history.history, shapes
 
     padded_weights, padded_history, padded_sizes = train(True)
     true_weights, true_history, true_sizes = train(False)
@@ -413,10 +419,10 @@ def test_a_second_increasing_batch_size_is_refused():
 
 def test_survives_deepcopy_like_keras_tuner():
     ibs = IncreasingBatchSize(**SCHEDULE)
-    data = ibs.dataset(*id_data())
+    data = served(ibs)
     clone = copy.deepcopy(ibs)
     assert clone is not ibs and clone.get_config() == ibs.get_config()
-    tally = Tally()
+    tally = Tally(data)
     history = compiled_model().fit(data, epochs=2, callbacks=[clone, tally], verbose=0)
     assert history.history["batch_size"] == BATCHES[:2]
     assert_ran_as_logged(tally, range(2))

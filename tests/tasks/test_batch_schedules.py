@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,38 @@ def test_bad_flags_are_one_line_errors(flags, name, capsys, tmp_path):
     assert main(["ibs-vs-lrd", "run", "--run", str(tmp_path / "r"), *flags]) == 2
     error = capsys.readouterr().err
     assert name in error and error.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_quick_is_a_flag_of_the_command_and_explicit_flags_win():
+    from zoo.cli import build_parser
+    from zoo.tasks.batch_schedules.cli import run_config
+
+    parser = build_parser()
+    config, given, saved = run_config(parser.parse_args(["ibs-vs-lrd", "run", "--quick"]))
+    assert (config.dataset, config.schedules, config.epochs) == (
+        "mnist",
+        ("lrd", "ibs-equivalent"),
+        30,
+    )
+    assert given == {"dataset": "mnist", "schedules": ("lrd", "ibs-equivalent"), "epochs": 30}
+    args = parser.parse_args(["ibs-vs-lrd", "run", "--quick", "--epochs", "2", "--seed", "3"])
+    config, given, _ = run_config(args)
+    assert (config.dataset, config.epochs, config.seed) == ("mnist", 2, 3)
+    assert ScheduleConfig().epochs == 150  # without --quick, the seed's run
+
+
+def test_the_example_is_the_command(tmp_path):
+    example = Path(__file__).resolve().parents[2] / "examples" / "ibs_vs_lrd.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--quick", "--epochs", "0", "--run", str(tmp_path / "r")],
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "--epochs" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "r").exists()
 
 
