@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     show.add_argument("--run", required=True, help="a run folder of `zoo memory-ae train`")
     show.set_defaults(handler=_show)
 
-    from .study import add_study_parser  # light: the study's TensorFlow loads in its handler
+    from .study_cli import add_study_parser  # light: the study's TensorFlow loads in its handler
 
     add_study_parser(commands)
 

@@ -21,14 +21,12 @@ from zoo.tasks.memory_ae.memory_init import (
     phase_epochs,
     set_memory,
 )
-from zoo.tasks.memory_ae.study import (
-    StudyConfig,
-    main,
+from zoo.tasks.memory_ae.study import run_study
+from zoo.tasks.memory_ae.study_config import StudyConfig, parse_condition
+from zoo.tasks.memory_ae.study_measures import (
     mean_pairwise_rms_distance,
     meets_goal,
     mutual_information_bits,
-    parse_condition,
-    run_study,
     specialisation,
 )
 
@@ -134,10 +132,9 @@ def test_config_refuses_bad_values(field, value, flag):
         StudyConfig(**{field: value})
 
 
-@pytest.mark.parametrize("entry", ["module", "zoo"])
-def test_command_line_error_is_one_line(entry, capsys, tmp_path):
+def test_command_line_error_is_one_line(capsys, tmp_path):
     flags = ["--run", str(tmp_path / "study"), "--conditions", "dl2-bogus"]
-    code = main(flags) if entry == "module" else zoo_main(["memory-ae", "study", *flags])
+    code = zoo_main(["memory-ae", "study", *flags])
     assert code == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("zoo: error: `--conditions`") and "\n" not in error
