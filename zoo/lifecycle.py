@@ -55,6 +55,7 @@ Example (a toy regression; `tests/toy_experiment.py` is the complete worked exam
 ('finished', [1, 2, 3])
 """
 
+import contextlib
 import math
 import os
 import signal
@@ -269,21 +270,8 @@ class TrainingRun:
         try:
             if error is None or self.finished:
                 return False
-            if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
-                converted = storage_error(error)
-                self._record("failed", str(converted))
-                raise converted from None
-            if isinstance(error, KeyboardInterrupt):
-                message = (
-                    f"stopped at once by a second interrupt; the last commit "
-                    f"({self._committed_text()}) is intact: the same command resumes the run"
-                )
-                self._record("interrupted", message)
-                raise Interrupted(f"{self.run.path}: {message}.") from None
-            if isinstance(error, Interrupted):
-                self._record("interrupted", str(error))
-                return False
-            self._record("failed", str(error) if isinstance(error, ZooError) else repr(error))
+            self._release_reserve()
+            record_stop(self.run, error, f"the last commit ({self._committed_text()})")
             return False
         finally:
             self._close_board()
@@ -411,15 +399,6 @@ class TrainingRun:
             return "nothing yet"
         return f"{self.step_column} {self.checkpoint.step}"
 
-    def _record(self, status: str, message: str) -> None:
-        """Best effort: the status and reason in `metrics.json` (a full disk may refuse even
-        that, after the reserve is given back)."""
-        self._release_reserve()
-        try:
-            self.run.update_metrics(status=status, error=message)
-        except (OSError, ZooError):
-            pass
-
     def _hold_reserve(self) -> None:
         path = self.run.file(RESERVE)
         if path.exists() and path.stat().st_size >= RESERVE_BYTES:
@@ -455,6 +434,54 @@ class TrainingRun:
             file=sys.stderr,
             flush=True,
         )
+
+
+def record_stop(run: RunFolder, error: BaseException, kept: str = "every commit") -> None:
+    """Records why a run stopped in its `metrics.json`, and raises what the user should see:
+
+    - a storage refusal of the OS (disk full, ...): `failed`, raised as a one-line
+      `StorageError` naming the file;
+    - a second Ctrl-C (`KeyboardInterrupt`): `interrupted`, raised as `Interrupted` (exit 130);
+    - `Interrupted`: `interrupted`; any other error (divergence, a bug): `failed` with its
+      message, the error itself propagating (a bug keeps its traceback).
+
+    Writing `metrics.json` is best effort: a full disk may refuse even that.
+    """
+
+    def write(status: str, message: str) -> None:
+        try:
+            run.update_metrics(status=status, error=message)
+        except (OSError, ZooError):
+            pass
+
+    if isinstance(error, OSError) and error.errno in STORAGE_ERRNOS:
+        converted = storage_error(error)
+        write("failed", str(converted))
+        raise converted from None
+    if isinstance(error, KeyboardInterrupt):
+        message = (
+            f"stopped at once by a second interrupt; {kept} is intact: the same command "
+            "resumes the run"
+        )
+        write("interrupted", message)
+        raise Interrupted(f"{run.path}: {message}.") from None
+    if isinstance(error, Interrupted):
+        write("interrupted", str(error))
+        return
+    write("failed", str(error) if isinstance(error, ZooError) else repr(error))
+
+
+@contextlib.contextmanager
+def tracked(run: RunFolder):
+    """The status of a run that holds other runs (a comparison, a study, a sweep): `running`
+    while the body runs, then `failed` or `interrupted` with the reason if it raises
+    (`record_stop`); the body marks it finished."""
+    run.mark_running()
+    try:
+        yield run
+    except BaseException as error:
+        record_stop(run, error)
+        raise
 
 
 class RunBoard:

@@ -278,32 +278,13 @@ class RunFolder(CommitLog):
             )
         if not resume:
             raise RunFolderError(f"--run {self.path} already holds a run; pick a new folder.")
-        config_class = type(config)
         try:
-            saved = config_from_dict(config_class, record["config"])
+            saved = config_from_dict(type(config), record["config"])
         except (UsageError, TypeError) as error:
             raise CorruptFileError(config_path, f"config does not fit this version ({error})")
-        if given is None:
-            given = dataclasses.asdict(config)
-        differences, extended = [], {}
-        for name, value in given.items():
-            saved_value = getattr(saved, name)
-            if _same(value, saved_value):
-                continue
-            if extends(name, config_class) and value > saved_value:
-                extended[name] = value
-                continue
-            flag = "--" + name.replace("_", "-")
-            rule = " (may only be raised)" if extends(name, config_class) else ""
-            differences.append(
-                f"{flag}: saved {_format_value(saved_value)}, given {_format_value(value)}{rule}"
-            )
-        if differences:
-            raise ResumeMismatchError(
-                f"cannot resume {self.path} with other settings than it was started with: "
-                + "; ".join(differences)
-                + "."
-            )
+        extended = reconcile_config(
+            saved, dataclasses.asdict(config) if given is None else given, f"resume {self.path}"
+        )
         self.config = dataclasses.replace(saved, **extended) if extended else saved
         self.resumed = True
         if extended:
@@ -408,6 +389,39 @@ class RunFolder(CommitLog):
 
     def mark_failed(self, message: str) -> None:
         self.update_metrics(status="failed", error=str(message))
+
+
+def reconcile_config(saved: Any, given: dict, action: str) -> dict:
+    """Compares the flags `given` with a run's `saved` config: returns the `extends` fields
+    the flags raise; `ResumeMismatchError` naming every other flag that differs, with both
+    values (and an `extends` field that is lowered).
+
+    Args:
+        saved: the run's saved config dataclass.
+        given: the flags the user passed, by field name.
+        action: what the comparison is for, in the message (`"resume runs/x"`).
+    """
+    config_class = type(saved)
+    differences, extended = [], {}
+    for name, value in given.items():
+        saved_value = getattr(saved, name)
+        if _same(value, saved_value):
+            continue
+        if extends(name, config_class) and value > saved_value:
+            extended[name] = value
+            continue
+        flag = "--" + name.replace("_", "-")
+        rule = " (may only be raised)" if extends(name, config_class) else ""
+        differences.append(
+            f"{flag}: saved {_format_value(saved_value)}, given {_format_value(value)}{rule}"
+        )
+    if differences:
+        raise ResumeMismatchError(
+            f"cannot {action} with other settings than it was started with: "
+            + "; ".join(differences)
+            + "."
+        )
+    return extended
 
 
 def _same(given: Any, saved: Any) -> bool:

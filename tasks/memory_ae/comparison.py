@@ -7,6 +7,7 @@ interrupted one resumes from its committed epoch, and `--epochs` may be raised t
 from typing import Optional
 
 from zoo.errors import DivergenceError
+from zoo.lifecycle import tracked
 from zoo.runs import RunFolder
 
 from .config import COMPARE_TASK, CompareConfig
@@ -68,24 +69,22 @@ def compare(
 
     with RunFolder.open(run_path, COMPARE_TASK, config, given=given, root=root) as folder:
         config = folder.config
-        folder.mark_running()
-        images = None
-        rows = []
-        for name in config.variants:
-            variant = config.variant_config(name)
-            sub_path = folder.path / name
-            print(f"== {name}: {variant.describe()}", flush=True)
-            if images is None and not _finished(sub_path, variant.epochs):
-                images = load_images(config.train_limit)
-            try:
-                run = train(variant, sub_path, images=images, verbose=verbose)
-            except DivergenceError as error:
-                folder.mark_failed(f"variant {name}: {error}")
-                raise
-            rows.append(summary_row(name, variant, run.history(), config.target_mse))
-        table = pd.DataFrame(rows)
-        folder.write_csv("compare.csv", table)
-        folder.mark_finished(variants=list(config.variants))
+        with tracked(folder):
+            images, rows = None, []
+            for name in config.variants:
+                variant = config.variant_config(name)
+                sub_path = folder.path / name
+                print(f"== {name}: {variant.describe()}", flush=True)
+                if images is None and not _finished(sub_path, variant.epochs):
+                    images = load_images(config.train_limit)
+                try:
+                    run = train(variant, sub_path, images=images, verbose=verbose)
+                except DivergenceError as error:
+                    raise DivergenceError(f"variant {name}: {error}") from None
+                rows.append(summary_row(name, variant, run.history(), config.target_mse))
+            table = pd.DataFrame(rows)
+            folder.write_csv("compare.csv", table)
+            folder.mark_finished(variants=list(config.variants))
         print(table.to_string(index=False))
         print(f"memory-ae compare: {len(rows)} variants; run folder {folder.path}")
     return table

@@ -319,15 +319,15 @@ def run_study(
     """
     from zoo.config import config_to_dict
     from zoo.errors import DivergenceError
+    from zoo.lifecycle import tracked
     from zoo.runs import RunFolder, read_json
 
     # The condition list only selects what to train and show: it may change between reruns
     # (finished conditions are reused); every other setting must match the folder's.
     settings = dict(config_to_dict(config) if given is None else given)
     settings.pop("conditions", None)
-    with RunFolder.open(run_path, TASK, config, given=settings, root=root) as run:
+    with RunFolder.open(run_path, TASK, config, given=settings, root=root) as run, tracked(run):
         config = dataclasses.replace(run.config, conditions=config.conditions)
-        run.mark_running()
         (run.path / "conditions").mkdir(exist_ok=True)
         data, rows = None, []
         for name in config.conditions:
@@ -345,8 +345,7 @@ def run_study(
             try:
                 measures, history, outputs = train(condition, config, data, verbose)
             except DivergenceError as error:
-                run.mark_failed(f"condition {name}: {error}")
-                raise
+                raise DivergenceError(f"condition {name}: {error}") from None
             seconds = time.perf_counter() - started
             picture = draw_condition(run, condition, config, data, measures, outputs)
             run.append_history_rows([{"condition": name, **row} for row in history])

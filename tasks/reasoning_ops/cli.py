@@ -15,6 +15,7 @@ CSV (how `docs/reasoning_*_heatmap.png` are made). A damaged trial file is a one
 naming every such file.
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 
 from zoo.config import add_config_arguments, config_from_args, config_from_dict, given_flags
-from zoo.errors import ResumeMismatchError, UsageError
+from zoo.errors import UsageError
 from zoo.tasks.reasoning_ops.config import SweepConfig
 
 TASK = "reasoning-ops"
@@ -110,7 +111,7 @@ def _is_worker() -> bool:
 def worker_config(path, given: dict) -> SweepConfig:
     """A worker's config: the folder's saved one when it holds a sweep (the given flags must
     match it), else the flags' (a worker on another machine). Reads only."""
-    from zoo.runs import CONFIG
+    from zoo.runs import CONFIG, reconcile_config
     from zoo.tasks.reasoning_ops.report import check_run_folder
 
     if path is None:
@@ -118,19 +119,8 @@ def worker_config(path, given: dict) -> SweepConfig:
     if not (Path(path) / CONFIG).is_file():
         return SweepConfig(**given)
     saved = config_from_dict(SweepConfig, check_run_folder(path))
-    differences = [
-        f"--{name.replace('_', '-')}: saved {getattr(saved, name)}, given {value}"
-        for name, value in given.items()
-        if (list(value) if isinstance(value, tuple) else value)
-        != (list(getattr(saved, name)) if isinstance(value, tuple) else getattr(saved, name))
-    ]
-    if differences:
-        raise ResumeMismatchError(
-            f"cannot work on {path} with other settings than it was started with: "
-            + "; ".join(differences)
-            + "."
-        )
-    return saved
+    extended = reconcile_config(saved, given, f"work on {path}")
+    return dataclasses.replace(saved, **extended) if extended else saved
 
 
 def _restart_argv(run_path: Path) -> list:

@@ -20,6 +20,7 @@ from typing import Optional, Union
 import keras
 import keras_tuner
 
+from zoo.lifecycle import tracked
 from zoo.runs import RunFolder, atomic_write_bytes, crash_point, dumps_json, read_json
 from zoo.tasks.reasoning_ops.config import Protocol, SweepConfig
 from zoo.tasks.reasoning_ops.hypermodel import ReasoningHyperModel
@@ -347,15 +348,19 @@ def run_sweep(
         trials_per_process=trials_per_process,
         quiet=quiet,
     )
-    if folder:
-        if not os.environ.get("KERASTUNER_ORACLE_IP"):  # alone: no other writer in the folder
-            remove_stale_temporaries(directory)
-        folder.mark_running()
-    try:
-        tuner.search(verbose=0)
-    except _Restart:
+    if not folder:  # a worker: the chief records the sweep's status
+        try:
+            tuner.search(verbose=0)
+        except _Restart:
+            pass
         return tuner
-    if folder:
+    if not os.environ.get("KERASTUNER_ORACLE_IP"):  # alone: no other writer in the folder
+        remove_stale_temporaries(directory)
+    with tracked(folder):
+        try:
+            tuner.search(verbose=0)
+        except _Restart:
+            return tuner
         counts = sweep_counts(directory)
         if counts["finished"] + counts["failed"] == len(grid(config)):
             folder.mark_finished(experiments=len(grid(config)), **counts)
