@@ -6,18 +6,15 @@ import json
 import os
 import random
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests import faults
 from zoo.cli import main
 from zoo.runs import RunFolder
 from zoo.tasks.reasoning_ops import SweepConfig, collect, run_sweep
 
-ROOT = Path(__file__).resolve().parents[2]
 GRID = {
     "profile": "test",
     "tasks": ("reduce_max",),
@@ -49,29 +46,11 @@ COMPARED = [
 ]
 
 
+COMMAND = faults.Command("zoo.cli", ("reasoning-ops", "run"), ("--quiet", *FLAGS))
+
+
 def cli(run, *extra, crash_at=None, timeout=600):
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "KERAS_BACKEND": "tensorflow",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    env.pop("ZOO_TEST_CRASH_AT", None)
-    if crash_at:
-        env["ZOO_TEST_CRASH_AT"] = crash_at
-    command = [
-        sys.executable,
-        "-m",
-        "zoo.cli",
-        "reasoning-ops",
-        "run",
-        "--run",
-        str(run),
-        "--quiet",
-        *FLAGS,
-        *extra,
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    return faults.launch(COMMAND, run, *extra, crash=crash_at, timeout=timeout)
 
 
 def results(run):
