@@ -2,9 +2,10 @@
 
 Measures, in one run, prints one JSON line:
 - ours: inference microseconds per instance (batches of 500 and 50,000), training steps per
-  second with the seed recipe (SGD, batch 25, 500 steps per compiled call), and microseconds
-  per instance by the seed's test protocol (100 batches of 500 fresh scores: generation,
-  forward pass, loss and Err);
+  second with the seed recipe (SGD, batch 25, 500 steps per compiled call, the batches drawn
+  inside it: the loop `zoo argmax train` runs), and microseconds per instance by the seed's
+  test protocol (100 batches of 500 fresh scores: generation, forward pass, loss and Err, one
+  compiled call);
 - the seed's recipe restated in PyTorch (`../shared/bench/argmax_seed_torch.sh`, one thread,
   in its own virtualenv), when that script is present: the same two figures, and the ratios
   ours / seed-torch (steps per second: above 1 means we train faster; microseconds per
@@ -35,10 +36,11 @@ from zoo.tasks.argmax import (  # noqa: E402
     ArgMaxConfig,
     ArgMaxNet,
     build_model,
+    make_loss,
     score_batch,
-    score_dataset,
     seed_test_protocol,
 )
+from zoo.tasks.argmax.loops import TrainingLoop  # noqa: E402
 
 SEED_TORCH = (
     Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "argmax_seed_torch.sh"
@@ -63,14 +65,20 @@ def inference_us_per_instance(model, batch_size, repeats):
 
 
 def train_steps_per_second(steps):
-    """Seed recipe (SGD momentum 0.9, batch 25, summed loss), after a 5,000-step warm-up."""
-    config = ArgMaxConfig(steps_per_episode=5000)
+    """Seed recipe (SGD momentum 0.9, batch 25, summed loss), after a 5,000-step warm-up, by
+    the compiled loop of `zoo argmax train` (500 steps per call)."""
+    config = ArgMaxConfig()
     model = build_model(config)
-    data = score_dataset(config.batch_size, steps + 5000, seed=0)
-    model.fit(data, epochs=1, steps_per_epoch=5000, shuffle=False, verbose=0)
+    loop = TrainingLoop(
+        model, make_loss(config), config.batch_size, config.seed, config.execution_steps
+    )
+    calls = max(1, steps // loop.steps)
+    for call in range(5000 // loop.steps):
+        loop(call * loop.steps)
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-    return steps / (time.perf_counter() - start)
+    for call in range(calls):
+        loop((10 + call) * loop.steps)
+    return calls * loop.steps / (time.perf_counter() - start)
 
 
 def seed_torch(steps):

@@ -5,8 +5,9 @@ Seed `000` (sparseinference/argmaxnet): 3 residual blocks Block(10, 60), a Dense
 summed squared error, batch 25, SGD momentum 0.9 with fresh momentum each 15,000-step episode and
 `lr = 1e-4 * 0.98**(episode - 1)`. Err = mean(round(pred) != label).
 
-The modules, in the order of the experiment: `config` (settings, stdlib only), `budget`
-(parameter counts), `data`, `models`, `training` (recipes and the resumable loop),
+The modules, in the order of the experiment: `config` (settings and their bounds, stdlib
+only), `budget` (parameter counts), `data`, `models`, `loops` (the compiled training and
+evaluation loops), `training` (recipes and the resumable loop),
 `evaluation` (the seed's test protocol), `plots`, `hypermodel` (`ArgMaxHyperModel` for
 keras-tuner), `search` (`zoo argmax tune`), `cli`.
 
@@ -26,9 +27,23 @@ _NAMES = {
         "RECIPES",
         "SCORES",
         "largest_divisor",
+        "memory_needed",
+        "require_memory_for",
     ),
     "zoo.tasks.argmax.budget": ("BLOCKS", "count_parameters", "widest_hidden", "within_budget"),
-    "zoo.tasks.argmax.data": ("score_batch", "score_dataset"),
+    "zoo.tasks.argmax.data": (
+        "DATA_STREAM",
+        "compiled_batches",
+        "draw_batch",
+        "score_batch",
+        "score_dataset",
+    ),
+    "zoo.tasks.argmax.loops": (
+        "HeldEvaluation",
+        "StreamEvaluation",
+        "TrainingLoop",
+        "stream_evaluation",
+    ),
     "zoo.tasks.argmax.models": ("ArgMaxNet", "MultiplyResidualBlock"),
     "zoo.tasks.argmax.training": (
         "EpisodeCheckpoint",
@@ -38,6 +53,7 @@ _NAMES = {
         "build_model",
         "make_loss",
         "make_optimizer",
+        "run_episodes",
         "train",
     ),
     "zoo.tasks.argmax.evaluation": ("evaluate", "load", "seed_test_protocol"),

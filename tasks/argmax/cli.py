@@ -9,7 +9,14 @@ from pathlib import Path
 
 from zoo.config import add_config_arguments, config_from_args, given_flags
 from zoo.errors import RunFolderError
-from zoo.tasks.argmax.config import ArgMaxConfig, ArgMaxTestConfig, ArgMaxTuneConfig
+from zoo.tasks.argmax.config import (
+    ArgMaxConfig,
+    ArgMaxTestConfig,
+    ArgMaxTuneConfig,
+    require_memory_for,
+    require_memory_for_search,
+    require_memory_for_test,
+)
 
 TASK = "argmax"
 
@@ -73,6 +80,9 @@ def _train_command(args: argparse.Namespace) -> int:
     given = given_flags(args, ArgMaxConfig)
     fields = {key: value for key, value in given.items() if key != "recipe"}
     config = ArgMaxConfig.for_recipe(given.get("recipe", "seed"), **fields)
+    # Before any folder is made or memory allocated (a resumed run checks its saved settings
+    # again in `train`).
+    require_memory_for(config)
     # The folder is checked (owner, lock, saved settings) before TensorFlow loads.
     with RunFolder.open(args.run, TASK, config, given=given) as run:
         import_tensorflow(verbose=getattr(args, "verbose", False))
@@ -90,7 +100,14 @@ def _test_command(args: argparse.Namespace) -> int:
     import_tensorflow(verbose=getattr(args, "verbose", False))
     from zoo.tasks.argmax.evaluation import load, seed_test_protocol
 
-    seed_test_protocol(load(model_path), config.batches, config.batch_size, config.seed)
+    model = load(model_path)
+    require_memory_for_test(
+        config,
+        getattr(model, "depth", 3),
+        getattr(model, "hidden", 60),
+        getattr(model, "block", "residual"),
+    )
+    seed_test_protocol(model, config.batches, config.batch_size, config.seed)
     return 0
 
 
@@ -119,6 +136,7 @@ def _tune_command(args: argparse.Namespace) -> int:
 
     given = given_flags(args, ArgMaxTuneConfig)
     config = config_from_args(ArgMaxTuneConfig, args)
+    require_memory_for_search(config)
     import_tensorflow(verbose=getattr(args, "verbose", False))
     from zoo.tasks.argmax.hypermodel import require_keras_tuner
 

@@ -9,7 +9,8 @@ import dataclasses
 from typing import Any
 
 from zoo.errors import UsageError
-from zoo.tasks.argmax.budget import BLOCKS, count_parameters
+from zoo.resources import require_memory
+from zoo.tasks.argmax.budget import BLOCKS, count_parameters, widest_hidden
 from zoo.validation import (
     check_choice,
     check_float,
@@ -37,6 +38,22 @@ decayed by 0.96 per 10,000-step episode, 120 episodes. Same network, same parame
 
 MAX_SEED = 2**31 - 1
 
+MAX_LEARNING_RATE = 10.0
+"""The largest learning rate accepted (any recipe, and the search's range): the seed's is 1e-4,
+the improved recipe's 3e-3; 10 already diverges at once."""
+
+MAX_EVAL_INSTANCES = 10**7
+"""Most scores evaluated after each episode (`--eval-batches` x `--eval-batch-size`), a few
+seconds; the seed evaluates 5,000."""
+
+MAX_TEST_INSTANCES = 10**8
+"""Most scores of one test protocol (`--batches` x `--batch-size`), under a minute; the seed's
+is 50,000."""
+
+FLOAT_BYTES = 4
+HELD_INSTANCES = 100_000
+"""Scores the test protocol's inference-only timing holds in memory (the seed's 50,000 fit)."""
+
 
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
@@ -53,6 +70,19 @@ def _check_seed(seed: Any) -> None:
     check_non_negative_int("--seed", seed)
     if seed > MAX_SEED:
         raise UsageError(f"`--seed` must be at most {MAX_SEED}, got {seed}.")
+
+
+def _check_product(config: Any, first: str, second: str, limit: int, what: str) -> None:
+    product = getattr(config, first) * getattr(config, second)
+    if product > limit:
+        raise UsageError(
+            f"`{_flag(first)}` x `{_flag(second)}` must be at most {limit:,} {what}, got "
+            f"{getattr(config, first):,} x {getattr(config, second):,} = {product:,}."
+        )
+
+
+def _check_learning_rate(name: str, value: Any, low: float = 0.0) -> float:
+    return check_float(name, value, low=low, low_inclusive=False, high=MAX_LEARNING_RATE)
 
 
 def _field(default: Any, help_text: str, **metadata: Any) -> Any:
@@ -120,10 +150,11 @@ class ArgMaxConfig:
                 "steps_per_execution": 100_000,
             },
         )
-        _check_seed(self.seed)
-        self.learning_rate = check_float(
-            "--learning-rate", self.learning_rate, low=0, low_inclusive=False
+        _check_product(
+            self, "eval_batches", "eval_batch_size", MAX_EVAL_INSTANCES, "scores per evaluation"
         )
+        _check_seed(self.seed)
+        self.learning_rate = _check_learning_rate("--learning-rate", self.learning_rate)
         self.lr_decay = check_float("--lr-decay", self.lr_decay, low=0, high=1, low_inclusive=False)
         self.momentum = check_float(
             "--momentum", self.momentum, low=0, high=1, high_inclusive=False
@@ -168,6 +199,7 @@ class ArgMaxTestConfig:
 
     def __post_init__(self) -> None:
         _check_ints(self, {"batches": 1_000_000, "batch_size": 1_000_000})
+        _check_product(self, "batches", "batch_size", MAX_TEST_INSTANCES, "scores per test")
         _check_seed(self.seed)
 
 
@@ -205,6 +237,13 @@ class ArgMaxTuneConfig:
                 "validation_batch_size": 1_000_000,
             },
         )
+        _check_product(
+            self,
+            "validation_batches",
+            "validation_batch_size",
+            MAX_EVAL_INSTANCES,
+            "scores per validation",
+        )
         _check_seed(self.seed)
         self.blocks = tuple(self.blocks)
         if not self.blocks:
@@ -213,14 +252,9 @@ class ArgMaxTuneConfig:
             check_choice("--blocks", block, BLOCKS)
         if len(set(self.blocks)) != len(self.blocks):
             raise UsageError(f"`--blocks` names a block kind twice: {','.join(self.blocks)}.")
-        self.min_learning_rate = check_float(
-            "--min-learning-rate", self.min_learning_rate, low=0, low_inclusive=False
-        )
-        self.max_learning_rate = check_float(
-            "--max-learning-rate",
-            self.max_learning_rate,
-            low=self.min_learning_rate,
-            low_inclusive=False,
+        self.min_learning_rate = _check_learning_rate("--min-learning-rate", self.min_learning_rate)
+        self.max_learning_rate = _check_learning_rate(
+            "--max-learning-rate", self.max_learning_rate, low=self.min_learning_rate
         )
         smallest = max(count_parameters(self.max_depth, 1, block) for block in self.blocks)
         if self.budget < smallest:
@@ -228,3 +262,101 @@ class ArgMaxTuneConfig:
                 f"`--budget` must be at least {smallest:,} (the narrowest {self.max_depth}-block "
                 f"candidate), got {self.budget:,}."
             )
+
+
+def held_batches(batches: int, batch_size: int) -> int:
+    """Batches the test protocol's inference-only timing holds: at most 100 (the seed's
+    protocol) and at most `HELD_INSTANCES` scores, at least one batch."""
+    return max(1, min(batches, 100, HELD_INSTANCES // batch_size))
+
+
+def memory_needed(
+    depth: int,
+    hidden: int,
+    block: str = "residual",
+    *,
+    batch_size: int = 0,
+    eval_batch_size: int = 0,
+    optimizer_slots: int = 1,
+    test_batch_size: int = 500,
+    test_batches: int = 100,
+) -> int:
+    """Bytes (float32) a network of `depth` blocks of width `hidden` needs to train at
+    `batch_size` and evaluate at `eval_batch_size` and at the test protocol's sizes: the
+    weights with their gradients, `optimizer_slots` slots and an update's temporaries; a
+    training step's activations, kept for the backward pass and matched by as many gradients
+    (a multiply block keeps three `hidden`-wide tensors per block, a residual block two, both
+    counted as three); an evaluation batch's two widest live tensors; the protocol's held
+    scores and labels. A generous estimate, to refuse at once what cannot fit, not a budget.
+
+    Example:
+
+    >>> memory_needed(3, 60, batch_size=25, eval_batch_size=500) < 10**7
+    True
+    >>> memory_needed(3, 100_000, batch_size=1_000_000, eval_batch_size=500) > 10**12
+    True
+    """
+    parameters = count_parameters(depth, hidden, block)
+    weights = parameters * (3 + optimizer_slots)
+    per_block = 3 * hidden + 3 * SCORES
+    training = batch_size * (2 * depth * per_block + 4 * SCORES)
+    evaluation = max(eval_batch_size, test_batch_size) * 2 * (3 * hidden + 4 * SCORES)
+    held = held_batches(test_batches, test_batch_size) * test_batch_size * (SCORES + 1)
+    return FLOAT_BYTES * (weights + training + evaluation + held)
+
+
+def require_memory_for(config: ArgMaxConfig) -> None:
+    """Raises `ResourceError` (one line naming the size flags and the figures) unless this
+    machine has the memory `config` needs to train, before anything is written or allocated."""
+    needed = memory_needed(
+        config.depth,
+        config.hidden,
+        config.block,
+        batch_size=config.batch_size,
+        eval_batch_size=config.eval_batch_size,
+        optimizer_slots=2 if config.recipe == "improved" else 1,
+    )
+    require_memory(
+        needed,
+        f"--depth {config.depth} --hidden {config.hidden} --block {config.block} "
+        f"--batch-size {config.batch_size} --eval-batch-size {config.eval_batch_size}",
+    )
+
+
+def require_memory_for_test(config: ArgMaxTestConfig, depth: int, hidden: int, block: str) -> None:
+    """Raises `ResourceError` unless the test protocol of `config` on a network of `depth`
+    blocks of width `hidden` fits in this machine's memory."""
+    needed = memory_needed(
+        depth, hidden, block, test_batch_size=config.batch_size, test_batches=config.batches
+    )
+    require_memory(
+        needed,
+        f"--batches {config.batches} --batch-size {config.batch_size} (a network of {depth} "
+        f"{block} blocks of width {hidden})",
+    )
+
+
+def require_memory_for_search(config: ArgMaxTuneConfig) -> None:
+    """Raises `ResourceError` unless the search's largest candidate (the widest network within
+    `--budget` at any depth and block kind searched) fits in this machine's memory."""
+    needed = 0
+    for block in config.blocks:
+        for depth in range(1, config.max_depth + 1):
+            hidden = widest_hidden(depth, block, config.budget)
+            if hidden is not None:
+                needed = max(
+                    needed,
+                    memory_needed(
+                        depth,
+                        hidden,
+                        block,
+                        batch_size=config.batch_size,
+                        eval_batch_size=config.validation_batch_size,
+                        optimizer_slots=2,
+                    ),
+                )
+    require_memory(
+        needed,
+        f"--budget {config.budget} --batch-size {config.batch_size} "
+        f"--validation-batch-size {config.validation_batch_size}",
+    )

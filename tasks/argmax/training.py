@@ -1,10 +1,12 @@
 """ArgMaxNet's training recipes and the resumable training loop of `zoo argmax train`.
 
-An episode is a Keras epoch of `steps_per_episode` steps. After each episode the run folder
-gets, in this order: the history row (with the evaluation on fresh scores), then the committed
-checkpoint (weights and the optimizer's step count; the momentum restarts every episode, so
-nothing else carries over). A resumed run truncates the history to the committed episode and
-continues with the batches of the same global steps, so it equals an uninterrupted run.
+An episode is a Keras epoch of `steps_per_episode` steps, run `execution_steps` at a time by
+the compiled `TrainingLoop` (the batches drawn inside it), with Keras callbacks around it as
+in `fit`. After each episode the run folder gets, in this order: the history row (with the
+evaluation on fresh scores), then the committed checkpoint (weights, the optimizer's step count
+and the data stream's version; the momentum restarts every episode, so nothing else carries
+over). A resumed run truncates the history to the committed episode and continues with the
+batches of the same global steps, so it equals an uninterrupted run.
 """
 
 from pathlib import Path
@@ -14,12 +16,13 @@ import keras
 import numpy as np
 
 from zoo.callbacks import ExpDecay
-from zoo.errors import CorruptFileError, DivergenceError
+from zoo.errors import CorruptFileError, DivergenceError, ResumeMismatchError
 from zoo.metrics import RoundedIndexError
 from zoo.runs import RunFolder, load_npz
-from zoo.tasks.argmax.config import SCORES, ArgMaxConfig
-from zoo.tasks.argmax.data import score_dataset
-from zoo.tasks.argmax.evaluation import evaluate, seed_test_protocol
+from zoo.tasks.argmax.config import SCORES, ArgMaxConfig, require_memory_for
+from zoo.tasks.argmax.data import DATA_STREAM
+from zoo.tasks.argmax.evaluation import seed_test_protocol
+from zoo.tasks.argmax.loops import TrainingLoop, stream_evaluation
 from zoo.tasks.argmax.models import ArgMaxNet
 from zoo.tasks.argmax.plots import plot_history
 from zoo.training import RunHistory, StopOnNonFinite, WallTime
@@ -84,13 +87,11 @@ class EpisodeEvaluation(keras.callbacks.Callback):
         self.wall_time = wall_time
 
     def on_epoch_end(self, epoch, logs=None):
-        data = score_dataset(
-            self.config.eval_batch_size,
-            self.config.eval_batches,
-            seed=self.config.seed + EVAL_SEED_OFFSET,
-            first_step=epoch * self.config.eval_batches,
-        )
-        loss, err = evaluate(self.model, data)
+        batches = self.config.eval_batches
+        evaluation = stream_evaluation(self.model, self.config.eval_batch_size)
+        squared, wrong = evaluation(self.config.seed + EVAL_SEED_OFFSET, epoch * batches, batches)
+        instances = batches * self.config.eval_batch_size
+        loss, err = squared / instances, wrong / instances
         if logs is not None:
             logs.update(
                 {
@@ -124,7 +125,7 @@ class EpisodeCheckpoint(keras.callbacks.Callback):
             epoch + 1,
             lambda path: np.savez(path, **arrays),
             ".npz",
-            {"wall_seconds": self.wall_time.elapsed()},
+            {"wall_seconds": self.wall_time.elapsed(), "data_stream": DATA_STREAM},
         )
 
 
@@ -176,6 +177,56 @@ def describe(config: ArgMaxConfig, model: ArgMaxNet) -> str:
     )
 
 
+def run_episodes(
+    model: ArgMaxNet,
+    config: ArgMaxConfig,
+    callbacks: list,
+    initial_episode: int = 0,
+    verbose: int = 1,
+) -> None:
+    """Trains episodes `initial_episode + 1 .. config.episodes` as `model.fit` would, with the
+    compiled `TrainingLoop` and Keras callbacks around it.
+
+    Episode `e` (from 0) runs the global steps `e * steps_per_episode ..`, `execution_steps`
+    per call; after each call the callbacks get `on_train_batch_end` with the episode's running
+    `loss` (the mean batch loss) and `err`, as `fit` reports them with `steps_per_execution`.
+    A callback may stop the run with `model.stop_training`, as in `fit`.
+    """
+    loop = TrainingLoop(
+        model, make_loss(config), config.batch_size, config.seed, config.execution_steps
+    )
+    callback_list = keras.callbacks.CallbackList(
+        callbacks,
+        model=model,
+        verbose=verbose,
+        epochs=config.episodes,
+        steps=config.steps_per_episode,
+    )
+    model.stop_training = False
+    callback_list.on_train_begin()
+    logs = {}
+    for episode in range(initial_episode, config.episodes):
+        callback_list.on_epoch_begin(episode)
+        loss_sum = 0.0
+        wrong = steps = 0
+        for offset in range(0, config.steps_per_episode, loop.steps):
+            last_batch = offset + loop.steps - 1
+            callback_list.on_train_batch_begin(last_batch)
+            call_loss, call_wrong = loop(episode * config.steps_per_episode + offset)
+            loss_sum += call_loss
+            wrong += call_wrong
+            steps += loop.steps
+            logs = {"err": wrong / (steps * config.batch_size), "loss": loss_sum / steps}
+            callback_list.on_train_batch_end(last_batch, logs)
+            if model.stop_training:
+                break
+        logs = dict(logs)
+        callback_list.on_epoch_end(episode, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end(logs)
+
+
 def train(
     config: ArgMaxConfig,
     run: Union[RunFolder, str, Path, None] = None,
@@ -196,12 +247,30 @@ def train(
             either way.
 
     Raises:
+        ResourceError: the settings need more memory than this machine has (before any
+            folder is made).
+        ResumeMismatchError: the folder holds a run of another data stream.
         DivergenceError: the loss became NaN or infinite; the run is marked failed.
     """
     if isinstance(run, RunFolder):
         return _train(run, verbose)
+    require_memory_for(config)
     with RunFolder.open(run, TASK, config, given=given) as opened:
         return _train(opened, verbose)
+
+
+def check_data_stream(run: RunFolder, checkpoint) -> None:
+    """Refuses a committed run drawn from another data stream than `DATA_STREAM`: continuing
+    it would not equal its uninterrupted run."""
+    if checkpoint is None:
+        return
+    stream = checkpoint.state.get("data_stream", 1)
+    if stream != DATA_STREAM:
+        raise ResumeMismatchError(
+            f"{run.path} was trained on data stream {stream} (batches from a tf.data pipeline, "
+            f"zoo 0.2); this version draws stream {DATA_STREAM} inside the compiled loop, so "
+            "the run cannot continue identically: start a new --run."
+        )
 
 
 def _train(run: RunFolder, verbose: int) -> RunFolder:
@@ -215,6 +284,8 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
             f"{metrics.get('test_err')}); raise --episodes to train further."
         )
         return run
+    check_data_stream(run, checkpoint)
+    require_memory_for(config)
     run.mark_running()
     run.truncate_history("epoch", done)
     model = build_model(config)
@@ -227,8 +298,6 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
     )
 
     wall_time = WallTime(offset=checkpoint.state.get("wall_seconds", 0.0) if checkpoint else 0.0)
-    first_step = done * config.steps_per_episode
-    remaining_steps = (config.episodes - done) * config.steps_per_episode
     callbacks = [
         FreshOptimizerState(),
         ExpDecay(config.lr_decay, initial_learning_rate=config.learning_rate),
@@ -242,16 +311,7 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
         callbacks.append(keras.callbacks.ProgbarLogger())
     callbacks.append(EpisodeLine())
     try:
-        if remaining_steps:
-            model.fit(
-                score_dataset(config.batch_size, remaining_steps, config.seed, first_step),
-                initial_epoch=done,
-                epochs=config.episodes,
-                steps_per_epoch=config.steps_per_episode,
-                shuffle=False,
-                verbose=verbose,
-                callbacks=callbacks,
-            )
+        run_episodes(model, config, callbacks, initial_episode=done, verbose=verbose)
     except DivergenceError as error:
         run.mark_failed(str(error))
         raise

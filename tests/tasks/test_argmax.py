@@ -35,7 +35,7 @@ TINY = [
     "--eval-batches",
     "2",
     "--eval-batch-size",
-    "100",
+    "500",
 ]
 TIMING = ("wall_seconds", "elapsed_hours")
 

@@ -31,7 +31,7 @@ FLAGS = [
     "--eval-batches",
     "1",
     "--eval-batch-size",
-    "100",
+    "500",
     "--quiet",
 ]
 TIMING = ["wall_seconds", "elapsed_hours"]
