@@ -56,7 +56,6 @@ Example (a toy regression; `tests/toy_experiment.py` is the complete worked exam
 """
 
 import contextlib
-import math
 import os
 import signal
 import sys
@@ -65,13 +64,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from zoo.board import RunBoard
 from zoo.commits import Checkpoint
 from zoo.errors import Interrupted, ZooError
-from zoo.files import STORAGE_ERRNOS, crash_point, load_npz, storage_error
+from zoo.files import STORAGE_ERRNOS, crash_point, storage_error
 from zoo.runs import RESERVE, RunFolder
+from zoo.training import CommitEpoch, StopOnNonFinite, TrainingState, WallTime
 
 RESERVE_BYTES = 1 << 20
-TENSORBOARD = "tensorboard"
 DIVERGENCE_HINT = "the learning rate is likely too high"
 
 
@@ -81,106 +81,6 @@ def progress_verbosity(quiet: bool = False) -> int:
     if quiet:
         return 0
     return 1 if getattr(sys.stdout, "isatty", lambda: False)() else 2
-
-
-class TrainingState:
-    """What the next step of a Keras model depends on besides the data, as one `.npz`.
-
-    Holds the model's weights (`weight_<i>`), the optimizer's variables (`optimizer_<i>`,
-    unless `optimizer=False`) and any further variables by name (`extra`: a
-    `keras.random.SeedGenerator`'s `state`, a step counter). Restoring checks every array's
-    presence and shape, and a checkpoint that does not fit is a `CorruptFileError` naming it.
-
-    Args:
-        model: a built, compiled `keras.Model`.
-        optimizer: whether the optimizer's variables are part of the state (a recipe that
-            resets them every epoch may leave them out).
-        extra: further variables, by the name they get in the file.
-    """
-
-    def __init__(self, model, *, optimizer: bool = True, extra: Optional[dict] = None):
-        self.model = model
-        self.optimizer = optimizer
-        self.extra = dict(extra or {})
-
-    def _optimizer_variables(self) -> list:
-        if not self.optimizer:
-            return []
-        optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        return list(optimizer.variables)
-
-    def _targets(self) -> dict:
-        targets = {f"weight_{i}": weight for i, weight in enumerate(self.model.weights)}
-        for i, variable in enumerate(self._optimizer_variables()):
-            targets[f"optimizer_{i}"] = variable
-        targets.update(self.extra)
-        return targets
-
-    def arrays(self) -> dict:
-        """The state as NumPy arrays, by name."""
-        import keras
-
-        return {
-            name: keras.ops.convert_to_numpy(variable) for name, variable in self._targets().items()
-        }
-
-    def save(self, path) -> None:
-        """Writes the state to `path` (an `.npz`)."""
-        import numpy as np
-
-        with open(path, "wb") as handle:
-            np.savez(handle, **self.arrays())
-
-    def restore(self, path) -> None:
-        """Loads a state written by `save` (or a whole-model `.keras` checkpoint of an earlier
-        release) into the model, optimizer and extra variables."""
-        from zoo.errors import CorruptFileError
-
-        path = Path(path)
-        if path.suffix == ".keras":
-            self._restore_keras(path)
-            return
-        arrays = load_npz(path)
-        targets = self._targets()
-        missing = sorted(set(targets) - set(arrays))
-        unknown = sorted(set(arrays) - set(targets))
-        if missing or unknown:
-            raise CorruptFileError(
-                path,
-                "does not hold this model's training state ("
-                + ", ".join(
-                    part
-                    for part in (
-                        f"missing {', '.join(missing[:3])}" if missing else "",
-                        f"unexpected {', '.join(unknown[:3])}" if unknown else "",
-                    )
-                    if part
-                )
-                + ")",
-            )
-        for name, variable in targets.items():
-            if tuple(variable.shape) != arrays[name].shape:
-                raise CorruptFileError(
-                    path,
-                    f"{name} ({variable.path}) has shape {arrays[name].shape}, expected "
-                    f"{tuple(variable.shape)}",
-                )
-        for name, variable in targets.items():
-            variable.assign(arrays[name])
-
-    def _restore_keras(self, path: Path) -> None:
-        from zoo.errors import CorruptFileError
-        from zoo.runs import load_keras_model
-
-        saved = load_keras_model(path)
-        if len(saved.weights) != len(self.model.weights):
-            raise CorruptFileError(path, "does not hold this model")
-        self.model.set_weights(saved.get_weights())
-        if self.optimizer and saved.optimizer is not None:
-            for variable, value in zip(self._optimizer_variables(), saved.optimizer.variables):
-                variable.assign(value)
 
 
 class TrainingRun:
@@ -370,8 +270,6 @@ class TrainingRun:
             columns: constant history columns (e.g. `{"schedule": "ibs"}`).
             state: returns further task state to store with each commit.
         """
-        from zoo.training import CommitEpoch, StopOnNonFinite, WallTime
-
         wall_time = WallTime(self.wall_seconds)
         return [
             StopOnNonFinite(self.divergence_hint),
@@ -482,101 +380,3 @@ def tracked(run: RunFolder):
     except BaseException as error:
         record_stop(run, error)
         raise
-
-
-class RunBoard:
-    """TensorBoard event files in `<run>/tensorboard/`, a view of the committed history.
-
-    When a run (re)starts, the folder is written anew from `history.csv`'s committed rows and
-    the run's config (as HParams); every commit then adds its rows. So TensorBoard never shows
-    a step that was rolled back, and a kill between a commit and its TensorBoard write is
-    repaired by the next start. String columns (`schedule`, `condition`) prefix the tags:
-    `ibs/loss`. Written with TensorFlow's `tf.summary`; without TensorFlow nothing is written.
-    """
-
-    def __init__(self, run: RunFolder, step_column: str):
-        self.run = run
-        self.step_column = step_column
-        self.folder = run.path / TENSORBOARD
-        self.writer = None
-        try:
-            import tensorflow as tf
-        except ImportError:
-            self.tf = None
-            return
-        self.tf = tf
-        self.folder.mkdir(exist_ok=True)
-        for old in self.folder.glob("events.out.tfevents.*"):
-            old.unlink()
-        self.writer = tf.summary.create_file_writer(str(self.folder))
-        self._write_hparams()
-        columns, rows = run.history_rows()
-        self.add_rows(rows)
-
-    def _write_hparams(self) -> None:
-        import dataclasses
-
-        try:
-            from tensorboard.plugins.hparams import api as hparams_api
-        except ImportError:
-            return
-        config = self.run.config
-        if not dataclasses.is_dataclass(config):
-            return
-        values = {}
-        for field in dataclasses.fields(config):
-            value = getattr(config, field.name)
-            if value is None or isinstance(value, (list, tuple, dict)):
-                value = str(value)
-            values[field.name] = value
-        with self.writer.as_default():
-            hparams_api.hparams(values, trial_id=str(self.run.path))
-
-    def add_rows(self, rows: list) -> None:
-        """Adds history rows (dicts of numbers or their text) as scalars at their step."""
-        if self.writer is None or not rows:
-            return
-        with self.writer.as_default():
-            for row in rows:
-                self._add_row(row)
-        self.writer.flush()
-
-    def _add_row(self, row: dict) -> None:
-        try:
-            step = int(float(row[self.step_column]))
-        except (KeyError, TypeError, ValueError):
-            return
-        prefix, scalars = [], {}
-        for key, value in row.items():
-            if key == self.step_column:
-                continue
-            number = _number(value)
-            if number is None:
-                if isinstance(value, str) and value:
-                    prefix.append(value)
-                continue
-            scalars[key] = number
-        tag_prefix = "/".join(prefix) + "/" if prefix else ""
-        for key, number in scalars.items():
-            self.tf.summary.scalar(tag_prefix + key, number, step=step)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-
-def _number(value) -> Optional[float]:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, str) and value:
-        try:
-            number = float(value)
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    if hasattr(value, "item"):
-        return _number(value.item())
-    return None

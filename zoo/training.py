@@ -6,18 +6,22 @@
 - `WallTime` logs `wall_seconds`, accumulated across resumes.
 - `CommitEpoch` is the lifecycle's (`zoo.lifecycle.TrainingRun.callbacks`) version of the two:
   row, `TrainingState` checkpoint, TensorBoard, and the stop a signal asked for.
+- `TrainingState` is the lifecycle's checkpoint of a Keras model: weights, optimizer
+  variables, RNG states, as one `.npz`.
 - `StopOnNonFinite` turns a NaN or infinite loss into a `DivergenceError` at once, instead of
   Keras's `TerminateOnNaN`, which stops without an error and lets the run look finished.
 """
 
 import math
 import time
+from pathlib import Path
 from typing import Callable, Optional
 
 import keras
 
-from zoo.errors import DivergenceError
-from zoo.runs import RunFolder, crash_point
+from zoo.errors import CorruptFileError, DivergenceError
+from zoo.files import crash_point, load_keras_model, load_npz
+from zoo.runs import RunFolder
 
 
 class WallTime(keras.callbacks.Callback):
@@ -144,3 +148,96 @@ class CommitEpoch(keras.callbacks.Callback):
         state = {"wall_seconds": self.wall_time.elapsed(), **(self.state() if self.state else {})}
         self.session.commit_training_state(epoch + 1, [row], self.training_state, state)
         self.session.raise_if_interrupted()
+
+
+class TrainingState:
+    """What the next step of a Keras model depends on besides the data, as one `.npz`.
+
+    Holds the model's weights (`weight_<i>`), the optimizer's variables (`optimizer_<i>`,
+    unless `optimizer=False`) and any further variables by name (`extra`: a
+    `keras.random.SeedGenerator`'s `state`, a step counter). Restoring checks every array's
+    presence and shape, and a checkpoint that does not fit is a `CorruptFileError` naming it.
+
+    Args:
+        model: a built, compiled `keras.Model`.
+        optimizer: whether the optimizer's variables are part of the state (a recipe that
+            resets them every epoch may leave them out).
+        extra: further variables, by the name they get in the file.
+    """
+
+    def __init__(self, model, *, optimizer: bool = True, extra: Optional[dict] = None):
+        self.model = model
+        self.optimizer = optimizer
+        self.extra = dict(extra or {})
+
+    def _optimizer_variables(self) -> list:
+        if not self.optimizer:
+            return []
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        return list(optimizer.variables)
+
+    def _targets(self) -> dict:
+        targets = {f"weight_{i}": weight for i, weight in enumerate(self.model.weights)}
+        for i, variable in enumerate(self._optimizer_variables()):
+            targets[f"optimizer_{i}"] = variable
+        targets.update(self.extra)
+        return targets
+
+    def arrays(self) -> dict:
+        """The state as NumPy arrays, by name."""
+        return {
+            name: keras.ops.convert_to_numpy(variable) for name, variable in self._targets().items()
+        }
+
+    def save(self, path) -> None:
+        """Writes the state to `path` (an `.npz`)."""
+        import numpy as np
+
+        with open(path, "wb") as handle:
+            np.savez(handle, **self.arrays())
+
+    def restore(self, path) -> None:
+        """Loads a state written by `save` (or a whole-model `.keras` checkpoint of an earlier
+        release) into the model, optimizer and extra variables."""
+        path = Path(path)
+        if path.suffix == ".keras":
+            self._restore_keras(path)
+            return
+        arrays = load_npz(path)
+        targets = self._targets()
+        missing = sorted(set(targets) - set(arrays))
+        unknown = sorted(set(arrays) - set(targets))
+        if missing or unknown:
+            raise CorruptFileError(
+                path,
+                "does not hold this model's training state ("
+                + ", ".join(
+                    part
+                    for part in (
+                        f"missing {', '.join(missing[:3])}" if missing else "",
+                        f"unexpected {', '.join(unknown[:3])}" if unknown else "",
+                    )
+                    if part
+                )
+                + ")",
+            )
+        for name, variable in targets.items():
+            if tuple(variable.shape) != arrays[name].shape:
+                raise CorruptFileError(
+                    path,
+                    f"{name} ({variable.path}) has shape {arrays[name].shape}, expected "
+                    f"{tuple(variable.shape)}",
+                )
+        for name, variable in targets.items():
+            variable.assign(arrays[name])
+
+    def _restore_keras(self, path: Path) -> None:
+        saved = load_keras_model(path)
+        if len(saved.weights) != len(self.model.weights):
+            raise CorruptFileError(path, "does not hold this model")
+        self.model.set_weights(saved.get_weights())
+        if self.optimizer and saved.optimizer is not None:
+            for variable, value in zip(self._optimizer_variables(), saved.optimizer.variables):
+                variable.assign(value)
