@@ -67,7 +67,7 @@ from typing import Any, Callable, Optional
 from zoo.board import RunBoard
 from zoo.commits import Checkpoint
 from zoo.errors import Interrupted, ZooError
-from zoo.files import STORAGE_ERRNOS, crash_point, storage_error
+from zoo.files import STORAGE_ERRNOS, crash_point, rows_digest, storage_error
 from zoo.runs import RESERVE, RunFolder
 from zoo.training import CommitEpoch, StopOnNonFinite, TrainingState, WallTime
 
@@ -98,6 +98,9 @@ class TrainingRun:
         is_finished: whether the opened run has nothing left to do (default: it is marked
             finished and its commit has reached `steps_field`).
         divergence_hint: appended to the message of a non-finite loss.
+        checkpoint_of: reads the committed checkpoint of a run whose commits are not
+            `checkpoint.json` (the deep core's weights file commits itself): a `Checkpoint`
+            whose `record` carries `history_rows` / `history_sha256`, or None.
     """
 
     def __init__(
@@ -113,6 +116,7 @@ class TrainingRun:
         verbose: Optional[int] = None,
         is_finished: Optional[Callable[["TrainingRun"], bool]] = None,
         divergence_hint: str = DIVERGENCE_HINT,
+        checkpoint_of: Optional[Callable[[RunFolder], Optional[Checkpoint]]] = None,
     ):
         self.task = task
         self._request = (config, path, given, root)
@@ -121,6 +125,7 @@ class TrainingRun:
         self.verbose = progress_verbosity() if verbose is None else verbose
         self._is_finished = is_finished
         self.divergence_hint = divergence_hint
+        self._checkpoint_of = checkpoint_of
         self.run: Optional[RunFolder] = None
         self.config = None
         self.checkpoint: Optional[Checkpoint] = None
@@ -137,7 +142,9 @@ class TrainingRun:
         self.run = RunFolder.open(path, self.task, config, given=given, root=root)
         try:
             self.config = self.run.config
-            self.checkpoint = self.run.load_checkpoint()
+            self.checkpoint = (
+                self._checkpoint_of(self.run) if self._checkpoint_of else self.run.load_checkpoint()
+            )
             if self._is_finished is not None:
                 self.finished = self._is_finished(self)
             else:
@@ -236,6 +243,12 @@ class TrainingRun:
     ) -> Checkpoint:
         """`commit` with a `TrainingState` as the payload."""
         return self.commit(step, rows, training_state.save, ".npz", dict(state or {}))
+
+    def history_record(self) -> dict:
+        """The history's committed-rows record (`history_rows`, `history_sha256`), for a
+        checkpoint kind that writes its own commit record: store it in the same commit."""
+        columns, rows = self.run.history_rows()
+        return {"history_rows": len(rows), "history_sha256": rows_digest(columns, rows)}
 
     def raise_if_interrupted(self) -> None:
         """After a commit: raises `Interrupted` if a signal asked the run to stop."""
