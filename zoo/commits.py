@@ -125,7 +125,14 @@ class CommitLog:
         committed = self.verify_history(checkpoint)
         if committed is None:
             if checkpoint is not None:
-                self.truncate_history(step_column, checkpoint.step)
+                # The commit's state names the series its step counts (`schedule: "ibs"`).
+                columns, _ = self.history_rows()
+                series = {
+                    key: value
+                    for key, value in checkpoint.state.items()
+                    if key in columns and isinstance(value, str)
+                }
+                self.truncate_history(step_column, checkpoint.step, where=series)
             elif (self.path / HISTORY).exists():
                 columns, rows = self.history_rows()
                 if rows:  # rows of a first step that never committed

@@ -134,6 +134,7 @@ class TrainingRun:
         self.started = time.perf_counter()
         self._previous_handlers: dict = {}
         self._board = None
+        self.wall_time: Optional[WallTime] = None
 
     # --- the context ----------------------------------------------------------------------
 
@@ -272,23 +273,26 @@ class TrainingRun:
         *,
         columns: Optional[dict] = None,
         state: Optional[Callable[[], dict]] = None,
+        wall_seconds: Optional[float] = None,
     ) -> list:
         """The Keras callbacks of the lifecycle, in their order: divergence check, the task's
-        `measures` (callbacks that add to the epoch's logs), wall time, the commit (history
-        row, checkpoint, TensorBoard, signal check).
+        `measures` (callbacks that add to the epoch's logs), wall time (also
+        `self.wall_time`), the commit (history row, checkpoint, TensorBoard, signal check).
 
         Args:
             training_state: what each epoch commits.
             measures: the task's callbacks that add values to the epoch's logs.
             columns: constant history columns (e.g. `{"schedule": "ibs"}`).
             state: returns further task state to store with each commit.
+            wall_seconds: training seconds already spent (default: the commit's).
         """
-        wall_time = WallTime(self.wall_seconds)
+        offset = self.wall_seconds if wall_seconds is None else wall_seconds
+        self.wall_time = WallTime(offset)
         return [
             StopOnNonFinite(self.divergence_hint),
             *(measures or []),
-            wall_time,
-            CommitEpoch(self, training_state, wall_time, columns=columns, state=state),
+            self.wall_time,
+            CommitEpoch(self, training_state, self.wall_time, columns=columns, state=state),
         ]
 
     # --- TensorBoard ----------------------------------------------------------------------

@@ -99,7 +99,7 @@ def _run(args) -> int:
         given=given,
         data_dir=args.data_dir,
         manual_dir=args.manual_dir,
-        verbose=0 if args.quiet else 2,
+        verbose=0 if args.quiet else None,
     )
     return 0
 

@@ -1,12 +1,13 @@
 """Training every schedule of a comparison in one run folder, each resumable on its own.
 
-Per schedule `s`, every epoch appends its history row (tagged `schedule=s`) and then commits
-the checkpoint (`checkpoint.json` names `s`; the payload is the model with its optimizer). When
+The run lives in one lifecycle (`zoo.lifecycle.TrainingRun`). Per schedule `s`, every epoch
+appends its history row (tagged `schedule=s`) and then commits the checkpoint
+(`checkpoint.json` names `s`; the payload is the model's `TrainingState`). When
 the last epoch is committed, `model_<s>.keras` is saved and only then is `s` recorded as done
 in `schedules.json` (with its epochs and wall time). A rerun:
 
 - skips a schedule done at the requested epochs;
-- resumes an interrupted one from its committed epoch (its history truncated there), or from
+- resumes an interrupted one from its committed epoch (the history cut back there), or from
   `model_<s>.keras` when `--epochs` extends a finished one;
 - restarts from epoch 1 a schedule with no commit of its own.
 
@@ -18,9 +19,9 @@ from typing import Optional
 
 import keras
 
-from zoo.errors import DivergenceError
-from zoo.runs import RunFolder, crash_point, load_keras_model
-from zoo.training import RunCheckpoint, RunHistory, StopOnNonFinite, WallTime
+from zoo.commits import Checkpoint
+from zoo.lifecycle import TrainingRun, TrainingState
+from zoo.runs import RunFolder
 
 from .config import TASK, ScheduleConfig
 from .data import load_split_data
@@ -70,34 +71,35 @@ class RenameTestMetrics(keras.callbacks.Callback):
             logs["test_" + key[4:]] = logs.pop(key)
 
 
-class TrainBatchCrashPoint(keras.callbacks.Callback):
-    """The fault-injection point `train-batch`, after every training batch (tests only)."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        crash_point("train-batch")
-
-
 def train_schedule(
-    run: RunFolder, config: ScheduleConfig, schedule: str, data, verbose="auto"
+    session: TrainingRun, schedule: str, data, checkpoint: Optional[Checkpoint]
 ) -> keras.Model:
-    """Trains (or resumes) one schedule up to `config.epochs`, saves its model, marks it
-    done."""
+    """Trains (or resumes) one schedule up to `config.epochs` inside the run's lifecycle,
+    saves its model, marks it done.
+
+    Args:
+        session: the run's `TrainingRun`.
+        schedule: the schedule's name.
+        data: `load_split_data`'s result.
+        checkpoint: the run's committed checkpoint (it may be another schedule's).
+    """
+    run, config = session.run, session.config
     (train_x, train_y), _, (test_x, test_y) = data
     done = done_schedules(run).get(schedule, {})
-    checkpoint = run.load_checkpoint()
+    model = new_model(config, train_x.shape[1:])
+    state = TrainingState(model)
     if (
         checkpoint is not None
         and checkpoint.state.get("schedule") == schedule
         and (checkpoint.step >= done.get("epochs", 0))
     ):
-        model, first_epoch = load_keras_model(checkpoint.path), checkpoint.step
-        wall_seconds = float(checkpoint.state.get("wall_seconds", 0.0))
-    elif done:
-        model, first_epoch = run.load_model(model_file(schedule)), int(done["epochs"])
-        wall_seconds = float(done.get("wall_seconds", 0.0))
+        state.restore(checkpoint.path)
+        first_epoch, wall_seconds = checkpoint.step, float(checkpoint.state.get("wall_seconds", 0))
+    elif done:  # --epochs extends a finished schedule: from its saved model
+        state.restore(run.file(model_file(schedule)))
+        first_epoch, wall_seconds = int(done["epochs"]), float(done.get("wall_seconds", 0.0))
     else:
-        model, first_epoch, wall_seconds = new_model(config, train_x.shape[1:]), 0, 0.0
-    run.truncate_history("epoch", first_epoch, where={"schedule": schedule})
+        first_epoch, wall_seconds = 0, 0.0
     lr_schedule, ibs = schedule_callbacks(
         schedule,
         len(train_x),
@@ -107,17 +109,13 @@ def train_schedule(
         config.ibs_growth,
     )
     batches = ibs.dataset(train_x, train_y, seed=config.seed)
-    wall_time = WallTime(wall_seconds)
-    callbacks = [
-        StopOnNonFinite(DIVERGENCE_HINT),
-        ibs,
-        lr_schedule,
-        wall_time,
-        RenameTestMetrics(),
-        RunHistory(run, {"schedule": schedule}),
-        RunCheckpoint(run, lambda: {"schedule": schedule, "wall_seconds": wall_time.elapsed()}),
-        TrainBatchCrashPoint(),
-    ]
+    callbacks = session.callbacks(
+        state,
+        [ibs, lr_schedule, RenameTestMetrics()],
+        columns={"schedule": schedule},
+        state=lambda: {"schedule": schedule},
+        wall_seconds=wall_seconds,
+    )
     if first_epoch >= config.epochs:
         action = f"all {config.epochs} epochs committed; saving its model"
     elif first_epoch:
@@ -134,14 +132,20 @@ def train_schedule(
             validation_data=(test_x, test_y),
             validation_batch_size=1000,
             callbacks=callbacks,
-            verbose=verbose,
+            verbose=session.verbose,
         )
-        wall_seconds = wall_time.elapsed()
+        wall_seconds = session.wall_time.elapsed()
     run.save_model(model, model_file(schedule))
     done = done_schedules(run)
     done[schedule] = {"epochs": config.epochs, "wall_seconds": wall_seconds}
     run.write_json(DONE_FILE, done)
     return model
+
+
+def pending_schedules(run: RunFolder, config: ScheduleConfig) -> list:
+    """The schedules of `config` not yet done at `config.epochs`."""
+    done = done_schedules(run)
+    return [s for s in config.schedules if done.get(s, {}).get("epochs", 0) < config.epochs]
 
 
 def run_schedules(
@@ -151,47 +155,55 @@ def run_schedules(
     given: Optional[dict] = None,
     data_dir: Optional[str] = None,
     manual_dir: Optional[str] = None,
-    verbose="auto",
+    verbose: Optional[int] = None,
     root="runs",
 ) -> RunFolder:
-    """Trains every schedule of `config` not yet done, then writes the report.
+    """Trains every schedule of `config` not yet done, then writes the report. The lifecycle
+    (`zoo.lifecycle.TrainingRun`) keeps the run folder's promises.
 
     Check the data with `data.require_prepared` first: this opens (or creates) the folder.
 
     Raises:
         DivergenceError: a schedule's loss became non-finite; the run is marked failed.
+        Interrupted: a signal stopped the run after committing its epoch in flight.
     """
-    with RunFolder.open(run_path, TASK, config, given=given, root=root) as run:
-        config = run.config
-        pending = [
-            schedule
-            for schedule in config.schedules
-            if done_schedules(run).get(schedule, {}).get("epochs", 0) < config.epochs
-        ]
-        if not pending and run.status == "finished":
+
+    def finished(session: TrainingRun) -> bool:
+        return session.run.status == "finished" and not pending_schedules(
+            session.run, session.run.config
+        )
+
+    with TrainingRun(
+        TASK,
+        config,
+        run_path,
+        given=given,
+        root=root,
+        verbose=verbose,
+        is_finished=finished,
+        divergence_hint=DIVERGENCE_HINT,
+    ) as session:
+        run, config = session.run, session.config
+        if session.finished:
             print(
                 f"ibs-vs-lrd: {run.path} is finished ({','.join(config.schedules)}, "
                 f"{config.epochs} epochs); nothing to do."
             )
             return run
-        run.mark_running()
-        try:
-            if pending:
-                data = load_split_data(
-                    config.dataset,
-                    config.holdout,
-                    config.seed,
-                    config.train_limit,
-                    data_dir=data_dir,
-                    manual_dir=manual_dir,
-                )
-            for schedule in pending:
-                train_schedule(run, config, schedule, data, verbose)
-        except DivergenceError as error:
-            run.mark_failed(str(error))
-            raise
+        pending = pending_schedules(run, config)
+        if pending:
+            data = load_split_data(
+                config.dataset,
+                config.holdout,
+                config.seed,
+                config.train_limit,
+                data_dir=data_dir,
+                manual_dir=manual_dir,
+            )
+        for schedule in pending:
+            train_schedule(session, schedule, data, session.checkpoint)
         summary = write_report(run, config)
-        run.mark_finished(summary=summary.to_dict(orient="records"))
+        session.finish(summary=summary.to_dict(orient="records"))
         print(summary.to_string(index=False))
         print(
             f"ibs-vs-lrd: {len(config.schedules)} schedules, {config.epochs} epochs each; "
