@@ -17,6 +17,7 @@ the smallest. Also the cost of one per-epoch checkpoint: `model.save(.keras)` ag
 the weights and optimizer variables. Prints one JSON line (progress on stderr).
 
     python benchmarks/ibs_bench.py [--batch-sizes 128,512,2000] [--epochs 3] [--no-torch]
+        [--loops zoo,keras_fit,keras_fit_xla,torch] [--train-limit N]
 """
 
 import argparse
@@ -45,6 +46,7 @@ from zoo.tasks.batch_schedules.data import load_split_data  # noqa: E402
 from zoo.tasks.batch_schedules.train import new_model  # noqa: E402
 
 TORCH_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "ibs_cnn_torch.sh"
+LOOPS = ("zoo", "keras_fit", "keras_fit_xla", "torch")
 MNIST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 
@@ -159,6 +161,11 @@ def main():
     parser.add_argument("--batch-sizes", default="128,512,2000", help="comma-separated")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per loop and batch size")
     parser.add_argument("--train-limit", type=int, default=0, help="train on N images (0: all)")
+    parser.add_argument(
+        "--loops",
+        default=",".join(LOOPS),
+        help=f"comma-separated, out of {','.join(LOOPS)} (one alone: to time whole processes)",
+    )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch restatement")
     parser.add_argument(
         "--mnist-dir",
@@ -169,10 +176,13 @@ def main():
     batch_sizes = [int(size) for size in args.batch_sizes.split(",")]
     if args.epochs < 2 or min(batch_sizes) < 1:
         parser.error("--epochs must be at least 2 and every batch size positive")
+    loops = args.loops.split(",")
+    if not loops or not set(loops) <= set(LOOPS):
+        parser.error(f"--loops must name loops out of {','.join(LOOPS)}")
     os.environ.setdefault("ZOO_MNIST_DIR", args.mnist_dir)
 
-    if args.no_torch:
-        notes = {"torch": "skipped (--no-torch)"}
+    if args.no_torch or "torch" not in loops:
+        notes = {"torch": "skipped (--no-torch or --loops)"}
     elif args.train_limit:
         notes = {"torch": "skipped: it trains on 54,000 images whatever --train-limit says"}
     else:
@@ -186,12 +196,14 @@ def main():
         folder = Path(folder)
         for batch_size in batch_sizes:
             key = str(batch_size)
-            log(f"batch {batch_size}: zoo")
-            runs = {"zoo": zoo_epochs(batch_size, args.epochs, args.train_limit, folder)}
-            log(f"batch {batch_size}: keras fit")
-            runs["keras_fit"], model = keras_fit_epochs(data, batch_size, args.epochs, False)
-            log(f"batch {batch_size}: keras fit, XLA")
-            runs["keras_fit_xla"], _ = keras_fit_epochs(data, batch_size, args.epochs, True)
+            runs = {}
+            if "zoo" in loops:
+                log(f"batch {batch_size}: zoo")
+                runs["zoo"] = zoo_epochs(batch_size, args.epochs, args.train_limit, folder)
+            for name, jit_compile in (("keras_fit", False), ("keras_fit_xla", True)):
+                if name in loops:
+                    log(f"batch {batch_size}: {name}")
+                    runs[name], model = keras_fit_epochs(data, batch_size, args.epochs, jit_compile)
             if "torch" not in notes:
                 log(f"batch {batch_size}: torch")
                 torch = torch_epochs(batch_size, args.epochs, args.mnist_dir)
@@ -201,18 +213,19 @@ def main():
                     runs["torch"], torch_version = torch
             for name, seconds in runs.items():
                 per_epoch[name][key], first_epoch[name][key] = steady(seconds)
-        checkpoints = checkpoint_seconds(model, folder)
+        checkpoints = checkpoint_seconds(model, folder) if model is not None else None
 
     ratios = {}
-    for name in ("zoo", "keras_fit_xla", "torch"):
-        for key, seconds in per_epoch[name].items():
-            ratios[f"{name}_over_keras_fit_batch_{key}"] = round(
-                seconds / per_epoch["keras_fit"][key], 3
-            )
+    if per_epoch["keras_fit"]:
+        for name in ("zoo", "keras_fit_xla", "torch"):
+            for key, seconds in per_epoch[name].items():
+                ratios[f"{name}_over_keras_fit_batch_{key}"] = round(
+                    seconds / per_epoch["keras_fit"][key], 3
+                )
     low, high = str(min(batch_sizes)), str(max(batch_sizes))
-    ratios[f"zoo_batch_{high}_over_batch_{low}"] = round(
-        per_epoch["zoo"][high] / per_epoch["zoo"][low], 3
-    )
+    for name, seconds in per_epoch.items():
+        if low != high and seconds:
+            ratios[f"{name}_batch_{high}_over_batch_{low}"] = round(seconds[high] / seconds[low], 3)
     result = {
         "benchmark": "ibs_cnn_mnist",
         "seconds_per_epoch": {name: values for name, values in per_epoch.items() if values},

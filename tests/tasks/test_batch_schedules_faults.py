@@ -129,15 +129,17 @@ def test_two_processes_on_one_folder(tmp_path, mnist_dir, tfds_dir):
     os.environ.setdefault("ZOO_MNIST_DIR", str(mnist_dir))
     run = tmp_path / "run"
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+    # Epochs enough that the first is still training when the second starts (it is killed).
+    flags = [flag if flag != "2" else "1000" for flag in FLAGS]
     first = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", "run", "--run", str(run), *FLAGS],
+        [sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", "run", "--run", str(run), *flags],
         env=env,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert first.stdout.readline().startswith("== lrd")
-        second = zoo(["run", "--run", str(run), *FLAGS])
+        second = zoo(["run", "--run", str(run), *flags])
         assert second.returncode == 2
         assert f"in use by another process (pid {first.pid})" in second.stderr
         assert second.stderr.count("\n") == 1
