@@ -7,6 +7,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
+def pytest_collection_modifyitems(config, items):
+    """On a backend other than TensorFlow only the backend-neutral tests (marked `backend`) run;
+    the others exercise TensorFlow code (the tasks, the deep core) and are skipped."""
+    backend = os.environ["KERAS_BACKEND"]
+    if backend == "tensorflow":
+        return
+    skip = pytest.mark.skip(reason=f"TensorFlow-only test (KERAS_BACKEND={backend})")
+    for item in items:
+        if item.get_closest_marker("backend") is None:
+            item.add_marker(skip)
+
+
 SHARED_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
 

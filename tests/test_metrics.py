@@ -8,6 +8,7 @@ from zoo.errors import UsageError
 from zoo.metrics import RoundedIndexError, ToleranceAccuracy, rounded_index_error
 
 
+@pytest.mark.backend
 def test_rounded_index_error_on_hand_made_cases():
     metric = RoundedIndexError()
     metric.update_state(np.array([2.0, 2.0]), np.array([[2.4], [2.6]]))
@@ -17,6 +18,7 @@ def test_rounded_index_error_on_hand_made_cases():
     )
 
 
+@pytest.mark.backend
 def test_tolerance_accuracy_at_the_boundary():
     tolerance = 10**-0.5 / 2
     metric = ToleranceAccuracy()
@@ -41,6 +43,7 @@ def test_bad_tolerance():
         ToleranceAccuracy(tolerance=0)
 
 
+@pytest.mark.backend
 def test_metric_in_compiled_model():
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="ones")])
     model.compile("sgd", "mse", metrics=[RoundedIndexError()])
@@ -58,6 +61,7 @@ def test_metric_in_compiled_model():
     ],
     ids=["ToleranceAccuracy", "RoundedIndexError"],
 )
+@pytest.mark.backend
 def test_config_json_and_registered_name_round_trip(make):
     """get_config -> JSON -> from_config, and serialize -> JSON -> deserialize through the
     registered `zoo>` name: same class, equal config, same results on the same data."""

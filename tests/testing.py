@@ -26,7 +26,6 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import tree
 
 POLICIES = ("mixed_float16", "mixed_bfloat16")
@@ -191,12 +190,47 @@ def run_layer_test(
         run_precision_test(cls, init_kwargs, input_data)
 
 
+def value_and_gradients(function: Any, variables: list) -> tuple[np.ndarray, list]:
+    """`function()`, a scalar computed with Keras ops from `variables` (Keras variables), and
+    its gradient with respect to each of them (`None` where none flows), as NumPy arrays, on
+    whichever backend Keras runs: `tf.GradientTape`, `jax.value_and_grad` through a
+    `keras.StatelessScope`, or `torch.autograd.grad`."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = function()
+        gradients = tape.gradient(value, variables)
+    elif backend == "jax":
+        import jax
+
+        def pure(values):
+            with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+                return function()
+
+        value, gradients = jax.value_and_grad(pure)([variable.value for variable in variables])
+    elif backend == "torch":
+        import torch
+
+        value = function()
+        gradients = torch.autograd.grad(
+            value, [variable.value for variable in variables], allow_unused=True
+        )
+    else:
+        raise NotImplementedError(f"gradients on the {backend!r} backend")
+    return keras.ops.convert_to_numpy(value), [
+        None if gradient is None else keras.ops.convert_to_numpy(gradient) for gradient in gradients
+    ]
+
+
 def assert_gradients_reach_every_weight(layer: keras.layers.Layer, input_data: Any) -> None:
     """A gradient of `sum(output**2)` reaches every trainable weight and is not all zero."""
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(tf.square(layer(input_data)))
-    gradients = tape.gradient(loss, layer.trainable_variables)
+    layer(input_data)  # built: its variables exist before the gradient is taken
     assert layer.trainable_variables, "layer has no trainable weights"
+    _, gradients = value_and_gradients(
+        lambda: keras.ops.sum(keras.ops.square(layer(input_data))), layer.trainable_variables
+    )
     for variable, gradient in zip(layer.trainable_variables, gradients):
         assert gradient is not None, f"no gradient for {variable.path}"
         assert np.any(np.asarray(gradient) != 0), f"zero gradient for {variable.path}"

@@ -46,6 +46,7 @@ class RatesInForce(keras.callbacks.Callback):
         self.epoch = epoch
 
 
+@pytest.mark.backend
 def test_learning_rate_follows_the_formula_and_is_logged():
     model = small_model(0.1)
     rates = RatesInForce()
@@ -87,6 +88,7 @@ def test_backup_and_restore_resumes_on_the_curve(tmp_path, order, resume):
     np.testing.assert_allclose(history.history["learning_rate"], [0.0025, 0.00125], rtol=1e-6)
 
 
+@pytest.mark.backend
 def test_any_number_of_resumes_gives_the_uninterrupted_curve(tmp_path):
     backup_dir = str(tmp_path / "backup")
     logged = []

@@ -5,6 +5,7 @@ import pytest
 from zoo.callbacks import SignSGD
 
 
+@pytest.mark.backend
 def test_one_step_moves_every_weight_by_exactly_lr():
     variable = keras.Variable(np.array([1.0, 1.0, 1.0, 1.0], "float32"))
     optimizer = SignSGD(learning_rate=0.25)
@@ -12,6 +13,7 @@ def test_one_step_moves_every_weight_by_exactly_lr():
     np.testing.assert_allclose(variable.numpy(), [0.75, 1.25, 1.0, 1.25])
 
 
+@pytest.mark.backend
 def test_momentum_uses_the_sign_of_the_buffer():
     variable = keras.Variable(np.zeros(2, "float32"))
     optimizer = SignSGD(learning_rate=0.1, momentum=0.5)
@@ -20,6 +22,7 @@ def test_momentum_uses_the_sign_of_the_buffer():
     np.testing.assert_allclose(variable.numpy(), [-0.1 + 0.1, 0.2], atol=1e-7)
 
 
+@pytest.mark.backend
 def test_trains_a_regression_down():
     x = np.random.rand(256, 3).astype("float32")
     y = x @ np.array([[1.0], [-2.0], [0.5]], "float32")
@@ -29,6 +32,7 @@ def test_trains_a_regression_down():
     assert history.history["loss"][-1] < 0.2 * history.history["loss"][0]
 
 
+@pytest.mark.backend
 def test_serialization_standalone_and_in_a_saved_model(tmp_path):
     optimizer = SignSGD(learning_rate=0.05, momentum=0.9)
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))

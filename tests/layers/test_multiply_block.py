@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.testing import assert_gradients_reach_every_weight, run_layer_test
+from tests.testing import assert_gradients_reach_every_weight, run_layer_test, to_numpy
 from zoo.errors import UsageError
 from zoo.layers import MultiplyBlock
 
@@ -11,6 +11,7 @@ def test_output_shape():
     assert MultiplyBlock(4, 6)([a, b]).shape == (2, 6)
 
 
+@pytest.mark.backend
 def test_hand_computed_value():
     block = MultiplyBlock(2, 1)
     block.build([(1, 1), (1, 1)])
@@ -19,7 +20,7 @@ def test_hand_computed_value():
     block.dense_out.set_weights([np.array([[1.0], [1.0]]), np.array([0.5])])
     # a=2, b=1: [2, 4] * [3, 0] = [6, 0] -> 6.5
     np.testing.assert_allclose(
-        block([np.array([[2.0]], "float32"), np.array([[1.0]], "float32")]), [[6.5]]
+        to_numpy(block([np.array([[2.0]], "float32"), np.array([[1.0]], "float32")])), [[6.5]]
     )
 
 
@@ -33,11 +34,13 @@ def test_computes_an_exact_product():
     np.testing.assert_allclose(block([a, b]), a * b, rtol=1e-6)
 
 
+@pytest.mark.backend
 def test_gradients_reach_every_weight():
     a, b = np.random.rand(4, 3).astype("float32"), np.random.rand(4, 3).astype("float32")
     assert_gradients_reach_every_weight(MultiplyBlock(5, 2), [a, b])
 
 
+@pytest.mark.backend
 def test_standard_layer_checks():
     a, b = np.random.rand(4, 3).astype("float32"), np.random.rand(4, 2).astype("float32")
     run_layer_test(
