@@ -7,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
+
 def pytest_collection_modifyitems(config, items):
     """On a backend other than TensorFlow only the backend-neutral tests (marked `backend`) run;
     the others exercise TensorFlow code (the tasks, the deep core) and are skipped."""
