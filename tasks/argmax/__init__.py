@@ -46,7 +46,6 @@ _NAMES = {
     ),
     "zoo.tasks.argmax.models": ("ArgMaxNet", "MultiplyResidualBlock"),
     "zoo.tasks.argmax.training": (
-        "EpisodeCheckpoint",
         "EpisodeEvaluation",
         "EpisodeLine",
         "FreshOptimizerState",

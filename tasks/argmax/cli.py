@@ -8,7 +8,6 @@ import argparse
 from pathlib import Path
 
 from zoo.config import add_config_arguments, config_from_args, given_flags
-from zoo.errors import RunFolderError
 from zoo.tasks.argmax.config import (
     ArgMaxConfig,
     ArgMaxTestConfig,
@@ -88,7 +87,7 @@ def _train_command(args: argparse.Namespace) -> int:
         import_tensorflow(verbose=getattr(args, "verbose", False))
         from zoo.tasks.argmax.training import train
 
-        train(config, run, verbose=0 if args.quiet else 1)
+        train(config, run, verbose=0 if args.quiet else None)
     return 0
 
 
@@ -112,23 +111,11 @@ def _test_command(args: argparse.Namespace) -> int:
 
 
 def _model_of_run(path: Path) -> Path:
-    """The model file of a finished argmax run folder (read-only checks)."""
-    from zoo.runs import CONFIG, MODEL, read_json
+    """The model file of a finished argmax run folder (its history verified)."""
+    from zoo.runs import MODEL, RunFolder
 
-    if not path.is_dir():
-        raise RunFolderError(f"--run {path}: no such run folder.")
-    if not (path / CONFIG).is_file():
-        raise RunFolderError(f"--run {path} is not a zoo run folder (no {CONFIG}).")
-    record = read_json(path / CONFIG)
-    task = record.get("task") if isinstance(record, dict) else None
-    if task != TASK:
-        raise RunFolderError(f"--run {path} holds a {task!r} run, not an {TASK!r} run.")
-    if not (path / MODEL).exists():
-        raise RunFolderError(
-            f"--run {path} has no {MODEL} yet: its training has not finished "
-            f"(zoo argmax train --run {path} continues it)."
-        )
-    return path / MODEL
+    with RunFolder.existing(path, TASK, ArgMaxConfig(), needs=MODEL) as run:
+        return run.model_path
 
 
 def _tune_command(args: argparse.Namespace) -> int:

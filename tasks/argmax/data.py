@@ -69,22 +69,14 @@ def draw_batch(batch_size: int, seed, step) -> tuple:
 
 
 @functools.lru_cache(maxsize=16)
-def _batch_drawer(batch_size: int, batches: int):
-    """A compiled function `(seed, first_step) -> batches` (XLA needs the sizes fixed)."""
-
-    def draw(seed, first_step):
-        steps = first_step + tf.range(batches, dtype=tf.int64)
-        return tf.map_fn(
-            lambda step: draw_batch(batch_size, seed, step),
-            steps,
-            fn_output_signature=(tf.float32, tf.float32),
-        )
-
-    return tf.function(draw, jit_compile=True)
+def _batch_drawer(batch_size: int):
+    """`draw_batch` at `batch_size`, compiled once (XLA needs the size fixed)."""
+    return tf.function(lambda seed, step: draw_batch(batch_size, seed, step), jit_compile=True)
 
 
 def compiled_batches(batch_size: int, batches: int, seed: int, first_step: int = 0) -> tuple:
-    """Batches `first_step .. first_step + batches - 1` of the training stream, on the host.
+    """Batches `first_step .. first_step + batches - 1` of the training stream, on the host,
+    exactly as the compiled loops draw them.
 
     Returns:
         `(scores, labels)` of shapes `(batches, batch_size, 10)` and `(batches, batch_size, 1)`.
@@ -95,9 +87,10 @@ def compiled_batches(batch_size: int, batches: int, seed: int, first_step: int =
     >>> tuple(scores.shape), tuple(labels.shape)
     ((2, 3, 10), (2, 3, 1))
     """
-    return _batch_drawer(batch_size, batches)(
-        tf.constant(seed, tf.int64), tf.constant(first_step, tf.int64)
-    )
+    draw = _batch_drawer(batch_size)
+    seed = tf.constant(seed, tf.int64)
+    drawn = [draw(seed, tf.constant(first_step + i, tf.int64)) for i in range(batches)]
+    return tf.stack([scores for scores, _ in drawn]), tf.stack([labels for _, labels in drawn])
 
 
 def score_dataset(batch_size: int, steps: int, seed: int, first_step: int = 0) -> tf.data.Dataset:

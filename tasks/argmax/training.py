@@ -5,27 +5,27 @@ the compiled `TrainingLoop` (the batches drawn inside it), with Keras callbacks 
 in `fit`. After each episode the run folder gets, in this order: the history row (with the
 evaluation on fresh scores), then the committed checkpoint (weights, the optimizer's step count
 and the data stream's version; the momentum restarts every episode, so nothing else carries
-over). A resumed run truncates the history to the committed episode and continues with the
-batches of the same global steps, so it equals an uninterrupted run.
+over), through the run lifecycle (`zoo.lifecycle`). A resumed run cuts the history back to the
+committed episode and continues with the batches of the same global steps, so it equals an
+uninterrupted run.
 """
 
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import keras
-import numpy as np
 
 from zoo.callbacks import ExpDecay
-from zoo.errors import CorruptFileError, DivergenceError, ResumeMismatchError
+from zoo.errors import ResumeMismatchError
+from zoo.lifecycle import TrainingRun, TrainingState
 from zoo.metrics import RoundedIndexError
-from zoo.runs import RunFolder, load_npz
+from zoo.runs import RunFolder
 from zoo.tasks.argmax.config import SCORES, ArgMaxConfig, require_memory_for
 from zoo.tasks.argmax.data import DATA_STREAM
 from zoo.tasks.argmax.evaluation import seed_test_protocol
 from zoo.tasks.argmax.loops import TrainingLoop, stream_evaluation
 from zoo.tasks.argmax.models import ArgMaxNet
 from zoo.tasks.argmax.plots import plot_history
-from zoo.training import RunHistory, StopOnNonFinite, WallTime
 
 TASK = "argmax"
 EVAL_SEED_OFFSET = 1_000_003
@@ -78,13 +78,13 @@ class EpisodeEvaluation(keras.callbacks.Callback):
 
     Args:
         config: the run's config.
-        wall_time: the run's `WallTime`, for the hours elapsed across resumes.
+        elapsed: returns the training seconds so far, across resumes.
     """
 
-    def __init__(self, config: ArgMaxConfig, wall_time: WallTime):
+    def __init__(self, config: ArgMaxConfig, elapsed: Callable[[], float]):
         super().__init__()
         self.config = config
-        self.wall_time = wall_time
+        self.elapsed = elapsed
 
     def on_epoch_end(self, epoch, logs=None):
         batches = self.config.eval_batches
@@ -94,39 +94,8 @@ class EpisodeEvaluation(keras.callbacks.Callback):
         loss, err = squared / instances, wrong / instances
         if logs is not None:
             logs.update(
-                {
-                    "eval_loss": loss,
-                    "eval_err": err,
-                    "elapsed_hours": self.wall_time.elapsed() / 3600,
-                }
+                {"eval_loss": loss, "eval_err": err, "elapsed_hours": self.elapsed() / 3600}
             )
-
-
-class EpisodeCheckpoint(keras.callbacks.Callback):
-    """Commits the weights and the optimizer's step count after each episode (after the
-    history row): `checkpoints/ckpt-<episode>.npz` and `checkpoint.json`.
-
-    Args:
-        run: the run folder.
-        wall_time: the run's `WallTime`; its seconds are stored with the checkpoint.
-    """
-
-    def __init__(self, run: RunFolder, wall_time: WallTime):
-        super().__init__()
-        self.run = run
-        self.wall_time = wall_time
-
-    def on_epoch_end(self, epoch, logs=None):
-        arrays = {f"weight_{i}": weight for i, weight in enumerate(self.model.get_weights())}
-        arrays["iterations"] = np.asarray(
-            keras.ops.convert_to_numpy(self.model.optimizer.iterations), np.int64
-        )
-        self.run.save_checkpoint(
-            epoch + 1,
-            lambda path: np.savez(path, **arrays),
-            ".npz",
-            {"wall_seconds": self.wall_time.elapsed(), "data_stream": DATA_STREAM},
-        )
 
 
 class EpisodeLine(keras.callbacks.Callback):
@@ -142,25 +111,10 @@ class EpisodeLine(keras.callbacks.Callback):
         )
 
 
-def restore(model: ArgMaxNet, checkpoint_path: Path) -> None:
-    """Loads a checkpoint's weights and step count into a compiled `model`."""
-    arrays = load_npz(checkpoint_path)
-    weights = model.get_weights()
-    names = [f"weight_{i}" for i in range(len(weights))]
-    missing = [name for name in names + ["iterations"] if name not in arrays]
-    if missing or len(arrays) != len(names) + 1:
-        raise CorruptFileError(
-            checkpoint_path,
-            f"holds {len(arrays)} arrays, this model needs {len(weights)} weights and the step "
-            "count",
-        )
-    for name, weight in zip(names, weights):
-        if arrays[name].shape != weight.shape:
-            raise CorruptFileError(
-                checkpoint_path, f"{name} has shape {arrays[name].shape}, not {weight.shape}"
-            )
-    model.set_weights([arrays[name] for name in names])
-    model.optimizer.iterations.assign(int(arrays["iterations"]))
+def training_state(model: ArgMaxNet) -> TrainingState:
+    """What the next episode depends on: the weights and the optimizer's step count (the
+    momentum restarts every episode, so nothing else carries over)."""
+    return TrainingState(model, optimizer=False, extra={"iterations": model.optimizer.iterations})
 
 
 def describe(config: ArgMaxConfig, model: ArgMaxNet) -> str:
@@ -232,95 +186,92 @@ def train(
     run: Union[RunFolder, str, Path, None] = None,
     *,
     given: Optional[dict] = None,
-    verbose: int = 1,
+    verbose: Optional[int] = None,
 ) -> RunFolder:
     """Trains ArgMaxNet in a run folder, resuming it if it holds a run; returns the folder.
+    The lifecycle (`zoo.lifecycle.TrainingRun`) keeps the run folder's promises.
 
     Args:
-        config: the settings (`ArgMaxConfig.for_recipe(...)`); when `run` is an open
-            `RunFolder`, its config (the saved one on resume) is used instead.
-        run: an open `RunFolder`, or a path (None: a new `runs/argmax/<UTC time>/`), opened
-            with `RunFolder.open` and closed again at the end.
+        config: the settings (`ArgMaxConfig.for_recipe(...)`); on resume the saved config wins.
+        run: the run folder (None: a new `runs/argmax/<UTC time>/`), or a `RunFolder` the
+            caller opened already.
         given: the settings the caller chose explicitly, checked against a resumed run's
             saved config (None: all of `config`).
-        verbose: 1 shows Keras's progress bar; 0 does not. The per-episode line is printed
-            either way.
+        verbose: 0: no progress bar; None: a bar on a terminal, a line per episode when piped.
+            The seed's per-episode line is printed either way.
 
     Raises:
         ResourceError: the settings need more memory than this machine has (before any
             folder is made).
         ResumeMismatchError: the folder holds a run of another data stream.
         DivergenceError: the loss became NaN or infinite; the run is marked failed.
+        Interrupted: a signal stopped the run after committing its episode in flight.
     """
-    if isinstance(run, RunFolder):
-        return _train(run, verbose)
     require_memory_for(config)
-    with RunFolder.open(run, TASK, config, given=given) as opened:
-        return _train(opened, verbose)
+    with TrainingRun(
+        TASK,
+        config,
+        run,
+        given=given,
+        verbose=verbose,
+        steps_field="episodes",
+        check_resume=check_data_stream,
+    ) as session:
+        if session.finished:
+            print(
+                f"Run folder {session.run.path} already finished its {session.step} episodes "
+                f"(test Err {session.run.metrics().get('test_err')}); raise --episodes to train "
+                "further."
+            )
+            return session.run
+        _train(session)
+    return session.run
 
 
-def check_data_stream(run: RunFolder, checkpoint) -> None:
+def check_data_stream(session: TrainingRun) -> None:
     """Refuses a committed run drawn from another data stream than `DATA_STREAM`: continuing
     it would not equal its uninterrupted run."""
-    if checkpoint is None:
+    if session.checkpoint is None:
         return
-    stream = checkpoint.state.get("data_stream", 1)
+    stream = session.state.get("data_stream", 1)
     if stream != DATA_STREAM:
         raise ResumeMismatchError(
-            f"{run.path} was trained on data stream {stream} (batches from a tf.data pipeline, "
-            f"zoo 0.2); this version draws stream {DATA_STREAM} inside the compiled loop, so "
-            "the run cannot continue identically: start a new --run."
+            f"{session.run.path} was trained on data stream {stream} (batches from a tf.data "
+            f"pipeline, zoo 0.2); this version draws stream {DATA_STREAM} inside the compiled "
+            "loop, so the run cannot continue identically: start a new --run."
         )
 
 
-def _train(run: RunFolder, verbose: int) -> RunFolder:
-    config = run.config
-    checkpoint = run.load_checkpoint()
-    done = checkpoint.step if checkpoint else 0
-    if done >= config.episodes and run.status == "finished":
-        metrics = run.metrics()
-        print(
-            f"Run folder {run.path} already finished its {done} episodes (test Err "
-            f"{metrics.get('test_err')}); raise --episodes to train further."
-        )
-        return run
-    check_data_stream(run, checkpoint)
+def _train(session: TrainingRun) -> None:
+    run, config = session.run, session.config
     require_memory_for(config)
-    run.mark_running()
-    run.truncate_history("epoch", done)
     model = build_model(config)
-    if checkpoint:
-        restore(model, checkpoint.path)
+    state = training_state(model)
+    done = session.restore(state)
     print(describe(config, model))
     print(
         f"Run folder: {run.path}" + (f" (resuming after episode {done})" if done else ""),
         flush=True,
     )
-
-    wall_time = WallTime(offset=checkpoint.state.get("wall_seconds", 0.0) if checkpoint else 0.0)
-    callbacks = [
-        FreshOptimizerState(),
-        ExpDecay(config.lr_decay, initial_learning_rate=config.learning_rate),
-        wall_time,
-        StopOnNonFinite(),
-        EpisodeEvaluation(config, wall_time),
-        RunHistory(run),
-        EpisodeCheckpoint(run, wall_time),
-    ]
-    if verbose:
+    callbacks = session.callbacks(
+        state,
+        [
+            FreshOptimizerState(),
+            ExpDecay(config.lr_decay, initial_learning_rate=config.learning_rate),
+            EpisodeEvaluation(config, lambda: session.wall_time.elapsed()),
+        ],
+        state=lambda: {"data_stream": DATA_STREAM},
+    )
+    if session.verbose:
         callbacks.append(keras.callbacks.ProgbarLogger())
     callbacks.append(EpisodeLine())
-    try:
-        run_episodes(model, config, callbacks, initial_episode=done, verbose=verbose)
-    except DivergenceError as error:
-        run.mark_failed(str(error))
-        raise
+    run_episodes(model, config, callbacks, initial_episode=done, verbose=session.verbose)
     run.save_model(model)
     metrics = seed_test_protocol(model)
     history = run.history()
     plot_history(history, config, run)
     last = history.iloc[-1]
-    run.mark_finished(
+    session.finish(
         **metrics,
         episodes=config.episodes,
         parameters=model.count_params(),
@@ -332,4 +283,3 @@ def _train(run: RunFolder, verbose: int) -> RunFolder:
         f"Finished {config.episodes} episodes in {float(last['wall_seconds']):.0f} s of "
         f"training: test Err {metrics['test_err']:.6f}; run folder {run.path}"
     )
-    return run

@@ -15,11 +15,16 @@ from zoo.tasks.argmax import (
     ArgMaxConfig,
     ArgMaxNet,
     ArgMaxTuneConfig,
+    TrainingLoop,
+    build_model,
+    compiled_batches,
     count_parameters,
     largest_divisor,
     load,
+    make_loss,
     score_batch,
     score_dataset,
+    stream_evaluation,
     train,
     widest_hidden,
     within_budget,
@@ -81,6 +86,50 @@ def test_batches_depend_only_on_seed_and_global_step():
     np.testing.assert_array_equal(np.stack(whole[4:]), np.stack(tail))
     other = next(iter(score_dataset(5, 1, seed=4)))[0].numpy()
     assert not np.allclose(other, whole[0])
+
+
+def test_training_stream_depends_only_on_seed_and_global_step():
+    scores, labels = compiled_batches(5, 6, seed=3)
+    tail, _ = compiled_batches(5, 2, seed=3, first_step=4)
+    np.testing.assert_array_equal(scores.numpy()[4:], tail.numpy())
+    np.testing.assert_allclose(np.sum(scores, axis=-1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(labels[..., 0], np.argmax(scores, axis=-1))
+    other, _ = compiled_batches(5, 1, seed=4)
+    assert not np.allclose(other[0], scores[0])
+
+
+def test_the_compiled_loop_takes_steps_on_the_batches_of_their_global_steps():
+    # Three steps from global step 7 in one compiled call equal three eager SGD steps on the
+    # stream's batches 7, 8, 9 (to rounding: XLA fuses the arithmetic differently).
+    config = ArgMaxConfig(learning_rate=1e-3)
+    compiled, eager = build_model(config), build_model(config)
+    loss = make_loss(config)
+    TrainingLoop(compiled, loss, 25, seed=11, steps=3)(7)
+    scores, labels = compiled_batches(25, 3, seed=11, first_step=7)
+    for step in range(3):
+        with tf.GradientTape() as tape:
+            batch_loss = loss(labels[step], eager(scores[step], training=True))
+        eager.optimizer.apply(
+            tape.gradient(batch_loss, eager.trainable_variables), eager.trainable_variables
+        )
+    assert int(compiled.optimizer.iterations.numpy()) == 3
+    for got, want, start in zip(
+        compiled.get_weights(), eager.get_weights(), build_model(config).get_weights()
+    ):
+        assert not np.array_equal(got, start)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_stream_evaluation_counts_what_the_model_gets_wrong():
+    model = build_model(ArgMaxConfig())
+    squared, wrong = stream_evaluation(model, 25)(seed=5, first_step=2, batches=3)
+    scores, labels = compiled_batches(25, 3, seed=5, first_step=2)
+    predictions = model.predict_on_batch(tf.reshape(scores, (75, 10)))
+    expected = labels.numpy().reshape(75, 1)
+    np.testing.assert_allclose(squared, np.sum((predictions - expected) ** 2), rtol=1e-5)
+    assert wrong == np.sum(np.round(predictions) != expected)
+    assert stream_evaluation(model, 25) is stream_evaluation(model, 25)
 
 
 def test_config_keeps_trainable_and_dtype_and_round_trips(tmp_path):

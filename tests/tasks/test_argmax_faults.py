@@ -268,3 +268,20 @@ def test_corrupt_files_are_named_in_one_line(finished, tmp_path, capsys, name, d
     err = capsys.readouterr().err
     assert err.startswith("zoo: error:") and err.count("\n") == 1
     assert str(run / name) in err or name in err
+
+
+def test_a_run_of_the_old_data_stream_is_refused_on_resume_in_one_line(finished, tmp_path, capsys):
+    # A folder trained before the batches were drawn inside the compiled loop (its commit
+    # record has no data_stream) cannot continue identically: refused, nothing touched.
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    record = json.loads((run / "checkpoint.json").read_text())
+    assert record["state"].pop("data_stream") == 2
+    (run / "checkpoint.json").write_text(json.dumps(record))
+    kept = {name: (run / name).read_bytes() for name in ("history.csv", "checkpoint.json")}
+    assert main(["argmax", "train", "--run", str(run), "--episodes", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error:") and err.count("\n") == 1
+    assert "data stream 1" in err and "start a new --run" in err
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
