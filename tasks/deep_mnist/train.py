@@ -32,6 +32,7 @@ from zoo.deep import (
     pack_record,
     record_capacity,
 )
+from zoo.deep.checksums import block_layers_for
 from zoo.errors import DivergenceError, RunFolderError
 from zoo.runs import RunFolder, crash_point, matplotlib_agg, read_json
 from zoo.tasks.deep_mnist.config import CLASSES, INPUTS, DeepConfig
@@ -73,6 +74,7 @@ def create_weights(config: DeepConfig, path: Path, verbose: int = 1) -> FileWeig
         chunk_layers=max(config.chunk_layers, 100_000),
         progress=advance,
         extra_capacity=record_capacity(INPUTS, config.width, CLASSES, dtype),
+        block_layers=block_layers_for(config.chunk_layers),
         record=pack_record(head, alpha, {"wall_seconds": 0.0}),
     )
 
@@ -86,6 +88,11 @@ def open_weights(
         if not create:
             raise RunFolderError(
                 f"--run {run.path} has no {WEIGHTS}; train it first (`zoo deep train`)."
+            )
+        if run.status != "new" or not run.history().empty:
+            raise RunFolderError(
+                f"--run {run.path} has started (status {run.status!r}) but its {WEIGHTS} is "
+                "missing: its commits are lost; restore the file or train a new --run."
             )
         return create_weights(config, path, verbose)
     weights = FileWeights.open(path, mode)

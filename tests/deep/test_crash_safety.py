@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import zoo.deep.storage
+import zoo.deep.memory
+import zoo.deep.weights_file
 import zoo.runs
 from zoo.cli import main
 from zoo.deep import DeepNetwork, FileWeights
@@ -87,7 +88,7 @@ def crash_at(monkeypatch):
             if name == point and counts[name] == n:
                 raise Killed(f"{point}:{n}")
 
-        for module in (zoo.runs, zoo.deep.storage, train_module):
+        for module in (zoo.runs, zoo.deep.weights_file, zoo.deep.memory, train_module):
             monkeypatch.setattr(module, "crash_point", crash_point)
         return counts
 
@@ -229,3 +230,30 @@ def test_os_exit_and_sigkill_in_subprocesses(tmp_path, mnist_env, in_memory):
         process.wait()
     subprocess.run(command, env=env, check=True, capture_output=True)
     assert_same_run(outcome(run), want)
+
+
+def test_a_run_whose_weights_file_is_gone_is_refused_not_restarted(
+    tmp_path, synthetic_mnist, capsys
+):
+    run = tmp_path / "run"
+    assert main(["deep", "train", *TINY, "--steps", "3", "--run", str(run)]) == 0
+    (run / "weights.bin").unlink()
+    capsys.readouterr()
+    assert main(["deep", "train", *TINY, "--run", str(run)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "weights.bin is missing" in error[0]
+    assert not (run / "weights.bin").exists()
+
+
+def test_a_corrupt_weight_stops_training_in_one_line(tmp_path, synthetic_mnist, capsys):
+    run = tmp_path / "run"
+    assert main(["deep", "train", *TINY, "--steps", "3", "--run", str(run)]) == 0
+    with FileWeights.open(run / "weights.bin", "r") as weights:
+        offset = weights.layout.W_offset(weights.current, 17)
+    with open(run / "weights.bin", "r+b") as file:
+        file.seek(offset)
+        file.write(np.float32(-3592.0).tobytes())
+    capsys.readouterr()
+    assert main(["deep", "train", *TINY, "--run", str(run)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "weights.bin" in error[0] and "fail their checksum" in error[0]

@@ -311,3 +311,69 @@ def test_default_threads_use_two_cores_unless_told_otherwise(monkeypatch):
     monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
     monkeypatch.setattr(native.os, "sched_getaffinity", lambda pid: {3})
     assert native.default_threads() == 1
+
+
+@pytest.mark.parametrize(
+    "layers, width, batch, dtype, threads",
+    [
+        (3000, 4, 16, np.float32, 1),
+        (3000, 4, 16, np.float32, 2),
+        (700, 4, 16, np.float64, 2),
+        (700, 2, 20, np.float64, 1),
+        (300, 3, 5, np.float64, 1),
+    ],
+)
+def test_the_forward_keeps_the_boundaries_the_backward_would_walk_for(
+    built, layers, width, batch, dtype, threads
+):
+    """`forward_keeping_bounds` gives the op's output and every sub-chunk's input; the
+    in-place backward reading them gives the bits of the one that walks the chunk itself."""
+    h, g, W, b = chunk(layers, width, batch, dtype, seed=5)
+    kernels = NativeChunkKernels("softsign", 0.03, threads=threads)
+    out, bounds = kernels.forward_keeping_bounds(h, W, b)
+    np.testing.assert_array_equal(out, kernels.forward(h, W, b).numpy())
+    sub = native.sub_chunk_layers(1 if dtype == np.float32 else 2, width, batch)
+    assert bounds.shape == (-(-layers // sub), batch, width)
+    np.testing.assert_array_equal(bounds[0], h)
+    if len(bounds) > 1:
+        np.testing.assert_array_equal(bounds[1], kernels.forward(h, W[:sub], b[:sub]).numpy())
+    W_a, b_a, W_b, b_b = W.copy(), b.copy(), W.copy(), b.copy()
+    g_a = kernels.backward_sgd_in_place(h, g, W_a, b_a, 0.1)
+    g_b = kernels.backward_sgd_in_place(h, g, W_b, b_b, 0.1, bounds)
+    for a, c in ((g_a, g_b), (W_a, W_b), (b_a, b_b)):
+        np.testing.assert_array_equal(a, c)
+    with pytest.raises(ValueError, match="`bounds`"):
+        kernels.backward_sgd_in_place(h, g, W_b, b_b, 0.1, bounds[:, :1])
+
+
+def test_the_kernels_say_which_simd_path_they_run(built):
+    kernels = NativeChunkKernels("softsign", 0.1)
+    assert kernels.simd == native.simd()
+    flags = native.cpu_signature().rsplit("|", 1)[1].split()
+    assert kernels.simd == (
+        "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse2"
+    )
+
+
+def test_zoo_deep_simd_names_a_path_the_cpu_has(monkeypatch):
+    monkeypatch.setenv("ZOO_DEEP_SIMD", "avx2")
+    flags = native.cpu_signature().rsplit("|", 1)[1].split()
+    if "avx2" in flags:
+        assert native.kernel_flags() == (*native.FLAGS, "-mno-avx512f")
+    monkeypatch.setenv("ZOO_DEEP_SIMD", "sse9")
+    with pytest.raises(NativeBuildError, match="ZOO_DEEP_SIMD=sse9 is not one of native, avx2"):
+        native.kernel_flags()
+    if "avx512f" not in flags:
+        monkeypatch.setenv("ZOO_DEEP_SIMD", "avx512")
+        with pytest.raises(NativeBuildError, match="this CPU has no avx512f"):
+            native.library_path()
+
+
+def test_each_simd_path_is_its_own_library(monkeypatch):
+    monkeypatch.delenv("ZOO_DEEP_SIMD", raising=False)
+    default = native.library_path()
+    monkeypatch.setenv("ZOO_DEEP_SIMD", "native")
+    assert native.library_path() == default
+    if "avx2" in native.cpu_signature():
+        monkeypatch.setenv("ZOO_DEEP_SIMD", "avx2")
+        assert native.library_path() != default

@@ -180,3 +180,108 @@ def test_network_needs_its_sizes_or_a_head():
 
     with pytest.raises(UsageError, match="`inputs` and `classes`"):
         DeepNetwork(InMemoryWeights.create(5, 2), chunk_layers=2, kernels="xla")
+
+
+# --- checksums ------------------------------------------------------------------------------
+
+
+def test_native_and_numpy_checksums_agree():
+    from zoo.deep.checksums import block_checksum, numpy_checksum
+
+    rng = np.random.default_rng(0)
+    for layers, width, dtype in [(1, 1, np.float32), (7, 3, np.float64), (333, 4, np.float32)]:
+        W = rng.standard_normal((layers, width, width)).astype(dtype)
+        b = rng.standard_normal((layers, width)).astype(dtype)
+        value = block_checksum(W, b)
+        assert value == numpy_checksum(W, b)
+        W[layers // 2, 0, 0] = np.nextafter(W[layers // 2, 0, 0], np.inf, dtype=dtype)
+        assert block_checksum(W, b) != value  # one ulp of one weight changes it
+
+
+def flip_weight(path, layer, copy=None):
+    """Changes one weight of `layer` in the committed copy (or `copy`) on disk."""
+    with FileWeights.open(path, "r") as weights:
+        offset = weights.layout.W_offset(weights.current if copy is None else copy, layer)
+    with open(path, "r+b") as file:
+        file.seek(offset + 4)
+        value = np.frombuffer(file.read(4), np.float32)[0]
+        file.seek(offset + 4)
+        file.write(np.float32(-3592.0 if value != -3592.0 else 1.0).tobytes())
+
+
+def test_a_flipped_weight_is_a_one_line_corrupt_file_error_naming_its_block(tmp_path):
+    path = tmp_path / "w.bin"
+    FileWeights.create(path, layers=50, width=4, block_layers=10, extra_capacity=8).close()
+    flip_weight(path, 23)
+    with FileWeights.open(path) as weights:
+        np.testing.assert_array_equal(weights.load(0, 20)[0].shape, (20, 4, 4))  # blocks 0, 1
+        with pytest.raises(CorruptFileError) as error:
+            weights.load(20, 30)
+    message = str(error.value)
+    assert "\n" not in message and "w.bin" in message
+    assert "layers 20-29 (checksum block 2 of 5)" in message
+    with FileWeights.open(path) as weights:  # a read cutting the block checks it whole
+        with pytest.raises(CorruptFileError, match="layers 20-29"):
+            weights.load(25, 27)
+    with FileWeights.open(path) as weights:  # the in-memory copy is checked as it is loaded
+        with pytest.raises(CorruptFileError, match="checksum block 2 of 5"):
+            InMemoryWeights.from_file(weights, piece_layers=16)
+
+
+def test_training_and_evaluation_refuse_a_corrupt_committed_block(tmp_path):
+    path = tmp_path / "w.bin"
+    network = network_on(new_file(path))
+    network.train_step(*batch(0))
+    network.weights.close()
+    flip_weight(path, 7)
+    with FileWeights.open(path) as weights:
+        again = DeepNetwork(weights, chunk_layers=4, kernels="xla")
+        with pytest.raises(CorruptFileError, match="fail their checksum"):
+            again.train_step(*batch(1))
+        assert weights.steps == 1  # nothing was committed
+    with FileWeights.open(path, "r") as weights:
+        with pytest.raises(CorruptFileError, match="fail their checksum"):
+            DeepNetwork(weights, chunk_layers=4, kernels="xla").logits(batch(0)[0])
+
+
+def test_the_spare_copy_is_not_checked_and_blocks_written_in_parts_are(tmp_path):
+    path = tmp_path / "w.bin"
+    weights = FileWeights.create(path, layers=30, width=2, block_layers=8, extra_capacity=8)
+    W, b = weights.load(0, 30)
+    flip_weight(path, 3, copy=weights.spare)  # junk in the spare copy harms nothing
+    for start, stop in [(0, 5), (5, 13), (13, 30)]:  # chunks that cut the blocks
+        weights.store(start, W[start:stop] * 2, b[start:stop], weights.spare)
+    weights.commit(1)
+    weights.close()
+    with FileWeights.open(path) as again:
+        np.testing.assert_array_equal(again.load(0, 30)[0], W * 2)
+
+
+def test_a_version_2_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "w.bin"
+    FileWeights.create(path, layers=10, width=2).close()
+    with open(path, "r+b") as file:
+        file.seek(8)
+        file.write((2).to_bytes(4, "little"))
+    with pytest.raises(CorruptFileError) as error:
+        FileWeights.open(path)
+    message = str(error.value)
+    assert "\n" not in message and "version 2 has no block checksums" in message
+
+
+def test_checking_the_blocks_costs_little_beside_a_step(tmp_path):
+    """Each committed block is checked once per commit: a streamed step's backward re-read of a
+    block its forward checked is not checked again."""
+    path = tmp_path / "w.bin"
+    network = network_on(new_file(path, layers=40))
+    calls = []
+    import zoo.deep.weights_file as weights_file
+
+    original = weights_file.block_checksum
+    weights_file.block_checksum = lambda W, b: calls.append(len(W)) or original(W, b)
+    try:
+        network.train_step(*batch(0))
+    finally:
+        weights_file.block_checksum = original
+    # 40 layers in one block: checked once when read, summed once when written
+    assert calls == [40, 40]

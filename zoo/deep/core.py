@@ -238,11 +238,20 @@ class DeepNetwork:
         in_place = hasattr(self.kernels, "backward_sgd_in_place") and self.weights.has_arrays
         chunk = self.weights.scratch if in_place else self.weights.read
         h0 = self.stem(x)
-        boundaries, h = [], h0
-        for start, stop in self.chunks:
+        # Each chunk's input; with the native kernels also its sub-chunk boundaries, which
+        # spare the backward a walk over the chunk.
+        chunks, boundaries, bounds, h = self.chunks, [], [], h0
+        if in_place:
+            h = h0.numpy()
+        for start, stop in chunks:
             boundaries.append(h)
             W, b = chunk(start, stop)
-            h = self.kernels.forward(h, W, b)
+            if in_place:
+                h, kept = self.kernels.forward_keeping_bounds(h, W, b)
+                bounds.append(kept)
+            else:
+                h = self.kernels.forward(h, W, b)
+        h = tf.convert_to_tensor(h, self.dtype)
         logits = tf.matmul(h, self.params["W_out"]) + self.params["b_out"]
         loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
         accuracy = tf.reduce_mean(
@@ -256,14 +265,15 @@ class DeepNetwork:
         self.params["b_out"].assign_sub(head_lr * tf.reduce_sum(dlogits, 0))
         self.weights.begin_step()
         lr = tf.constant(layer_lr, self.dtype)
-        for (start, stop), h_start in zip(reversed(self.chunks), reversed(boundaries)):
+        for index in reversed(range(len(chunks))):
+            (start, stop), h_start = chunks[index], boundaries[index]
             W, b = chunk(start, stop)
             if in_place:
-                g = self.kernels.backward_sgd_in_place(h_start, g, W, b, layer_lr)
+                g = self.kernels.backward_sgd_in_place(h_start, g, W, b, layer_lr, bounds[index])
             else:
                 g, W, b = self.kernels.backward_sgd(h_start, g, W, b, lr)
             self.weights.write(start, W, b)
-        d = g * (1 - tf.square(h0))
+        d = tf.convert_to_tensor(g, self.dtype) * (1 - tf.square(h0))
         self.params["W_in"].assign_sub(layer_lr * tf.matmul(x, d, transpose_a=True))
         self.params["b_in"].assign_sub(layer_lr * tf.reduce_sum(d, 0))
         loss, accuracy = float(loss), float(accuracy)

@@ -28,7 +28,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from zoo.errors import UsageError
+from zoo.deep import native
+from zoo.deep.buffers import as_tensor
+from zoo.errors import NativeBuildError, UsageError
 from zoo.validation import check_positive_int
 
 ACTIVATIONS = ("softsign", "tanh", "relu")
@@ -167,8 +169,10 @@ class NativeChunkKernels:
     """The chunk kernels as native CPU ops (`zoo/deep/native/deep_core_ops.cc`).
 
     The same calls, shapes and results as `ChunkKernels` (float32 and float64), run as compiled
-    C++ on the CPU: batch samples as SIMD lanes, split between threads. `backward_sgd_in_place`
-    updates NumPy weight arrays where they are (no new copy of the chunk).
+    C++ on the CPU: batch samples as SIMD lanes, split between threads. `forward_keeping_bounds`
+    also returns the chunk's sub-chunk boundaries, which spare `backward_sgd_in_place` a walk,
+    and `backward_sgd_in_place` updates NumPy weight arrays where they are (no new copy of the
+    chunk).
 
     Args:
         activation: "softsign", "tanh" or "relu".
@@ -192,8 +196,6 @@ class NativeChunkKernels:
     kind = "native"
 
     def __init__(self, activation: str, alpha: float, threads: Optional[int] = None):
-        from zoo.deep import native
-
         activation_and_derivative(activation)
         self.activation = activation
         self.alpha = float(alpha)
@@ -202,10 +204,10 @@ class NativeChunkKernels:
         )
         self._ops = native.load()
         self._in_place = native.in_place_function()
+        self._forward = native.forward_function()
+        self.simd = native.simd()
 
     def _inputs(self, *tensors):
-        from zoo.deep.storage import as_tensor
-
         # Aligned NumPy arrays (a weights store's chunks) are viewed, not copied.
         converted = [as_tensor(t) if isinstance(t, np.ndarray) else t for t in tensors]
         first = tf.convert_to_tensor(converted[0])
@@ -248,28 +250,77 @@ class NativeChunkKernels:
                 )
             )
 
-    def backward_sgd_in_place(self, h_start, g_end, W: np.ndarray, b: np.ndarray, lr) -> np.ndarray:
-        """`backward_sgd` writing `W - lr dW` and `b - lr db` into the arrays `W` and `b`
-        themselves (C-contiguous, writeable, float32 or float64); returns `g_start` (NumPy).
-
-        The same walk and bits as `backward_sgd`, without a new copy of the chunk."""
+    @staticmethod
+    def _check_chunk(W: np.ndarray, b: np.ndarray, writeable: bool) -> None:
         for name, array in (("W", W), ("b", b)):
             if not (
                 isinstance(array, np.ndarray)
                 and array.flags.c_contiguous
-                and array.flags.writeable
+                and (array.flags.writeable or not writeable)
                 and array.dtype in (np.float32, np.float64)
             ):
-                raise ValueError(f"`{name}` must be a C-contiguous, writeable float32/64 array")
+                what = "C-contiguous, writeable" if writeable else "C-contiguous"
+                raise ValueError(f"`{name}` must be a {what} float32/64 array")
         layers, width = W.shape[0], W.shape[1]
         if W.shape != (layers, width, width) or b.shape != (layers, width) or b.dtype != W.dtype:
             raise ValueError(f"`W` {W.shape} and `b` {b.shape} are not one chunk of one dtype")
+
+    def bounds_shape(self, layers: int, batch: int, width: int, dtype) -> tuple:
+        """The shape of a chunk's sub-chunk boundaries (`forward_keeping_bounds`)."""
+        code = 1 if np.dtype(dtype) == np.float32 else 2
+        sub = native.sub_chunk_layers(code, width, batch)
+        return (max(1, -(-layers // sub)), batch, width)
+
+    def forward_keeping_bounds(self, h, W: np.ndarray, b: np.ndarray) -> tuple:
+        """`(h_out, bounds)`: the chunk's output (NumPy) and the input of every sub-chunk of the
+        kernels, which `backward_sgd_in_place` reads instead of walking the chunk again. The
+        same bits as `forward`."""
+        self._check_chunk(W, b, writeable=False)
+        h = np.ascontiguousarray(h, W.dtype)
+        if h.ndim != 2 or h.shape[1] != W.shape[1]:
+            raise ValueError(f"`h` {h.shape} must be (B, {W.shape[1]})")
+        out = np.empty_like(h)
+        bounds = np.empty(self.bounds_shape(W.shape[0], h.shape[0], h.shape[1], W.dtype), W.dtype)
+        status = self._forward(
+            1 if W.dtype == np.float32 else 2,
+            self.activation.encode(),
+            self.threads,
+            h.shape[0],
+            h.shape[1],
+            W.shape[0],
+            self.alpha,
+            h.ctypes.data,
+            W.ctypes.data,
+            b.ctypes.data,
+            out.ctypes.data,
+            bounds.ctypes.data,
+        )
+        if status != 0:
+            raise ValueError("the native forward refused its arguments")
+        return out, bounds
+
+    def backward_sgd_in_place(
+        self, h_start, g_end, W: np.ndarray, b: np.ndarray, lr, bounds: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        """`backward_sgd` writing `W - lr dW` and `b - lr db` into the arrays `W` and `b`
+        themselves (C-contiguous, writeable, float32 or float64); returns `g_start` (NumPy).
+        `bounds` are `forward_keeping_bounds`'s for this chunk and batch (else the kernels walk
+        the chunk to find them).
+
+        The same walk and bits as `backward_sgd`, without a new copy of the chunk."""
+        self._check_chunk(W, b, writeable=True)
+        width = W.shape[1]
         h_start = np.ascontiguousarray(h_start, W.dtype)
         g_end = np.ascontiguousarray(g_end, W.dtype)
         if h_start.ndim != 2 or h_start.shape[1] != width or g_end.shape != h_start.shape:
             raise ValueError(
                 f"`h_start` {h_start.shape} and `g_end` {g_end.shape} must be (B, {width})"
             )
+        if bounds is not None:
+            expected = self.bounds_shape(W.shape[0], h_start.shape[0], width, W.dtype)
+            if bounds.shape != expected or bounds.dtype != W.dtype:
+                raise ValueError(f"`bounds` {bounds.shape} must be {expected} of {W.dtype}")
+            bounds = np.ascontiguousarray(bounds)
         g_start = np.empty_like(g_end)
         status = self._in_place(
             1 if W.dtype == np.float32 else 2,
@@ -277,7 +328,7 @@ class NativeChunkKernels:
             self.threads,
             h_start.shape[0],
             width,
-            layers,
+            W.shape[0],
             self.alpha,
             float(lr),
             h_start.ctypes.data,
@@ -285,6 +336,7 @@ class NativeChunkKernels:
             W.ctypes.data,
             b.ctypes.data,
             g_start.ctypes.data,
+            None if bounds is None else bounds.ctypes.data,
         )
         if status != 0:
             raise ValueError("the native in-place backward refused its arguments")
@@ -331,8 +383,6 @@ def select_kernels(
     >>> select_kernels("tanh", 0.1, np.float32, kernels="xla").kind
     'xla'
     """
-    from zoo.errors import NativeBuildError
-
     if kernels not in KERNEL_CHOICES:
         raise UsageError(f"`kernels` must be one of {', '.join(KERNEL_CHOICES)}, got {kernels!r}.")
     activation_and_derivative(activation)

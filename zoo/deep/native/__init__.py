@@ -12,6 +12,13 @@ library is checked before every load, so a half-written or corrupted entry is re
 loaded. Concurrent first uses are safe: a lock file serializes the builds, and the second process
 finds the first one's library.
 
+The SIMD path is the machine's widest (`-march=native`: AVX-512 where the CPU has it) unless
+`ZOO_DEEP_SIMD` names a narrower one: `ZOO_DEEP_SIMD=avx2` builds the AVX2/FMA kernels on an
+AVX-512 machine (`-mno-avx512f`), so both paths can be measured on one machine; `avx512` insists
+on AVX-512 (a one-line error where the CPU lacks it); `native` (or unset) is the default. Each
+choice is its own library in the cache, and `simd()` says which instruction set the loaded one
+targets.
+
 Example:
 
 >>> from zoo.deep import native
@@ -45,6 +52,8 @@ FLAGS = (
     "-Wno-deprecated-declarations",
 )
 COMPILERS = ("g++", "c++", "clang++")
+SIMD_CHOICES = {"native": (), "avx2": ("-mno-avx512f",), "avx512": ()}
+SIMD_VARIABLE = "ZOO_DEEP_SIMD"
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,29 @@ def cpu_signature() -> str:
     return f"{platform.machine()}|{model or platform.processor()}|{flags}"
 
 
+def simd_choice() -> str:
+    """The SIMD path asked for by `$ZOO_DEEP_SIMD`: "native" (default), "avx2" or "avx512".
+
+    Raises:
+        NativeBuildError: an unknown value, or a path this CPU does not have.
+    """
+    choice = (os.environ.get(SIMD_VARIABLE) or "native").strip().lower()
+    if choice not in SIMD_CHOICES:
+        raise NativeBuildError(f"{SIMD_VARIABLE}={choice} is not one of {', '.join(SIMD_CHOICES)}")
+    flags = set(cpu_signature().rsplit("|", 1)[-1].split())
+    needed = {"avx2": {"avx2", "fma"}, "avx512": {"avx512f"}}.get(choice, set())
+    if needed - flags:
+        raise NativeBuildError(
+            f"{SIMD_VARIABLE}={choice}: this CPU has no {', '.join(sorted(needed - flags))}"
+        )
+    return choice
+
+
+def kernel_flags() -> tuple:
+    """The compiler flags of the kernels (`FLAGS` and those of the SIMD choice)."""
+    return (*FLAGS, *SIMD_CHOICES[simd_choice()])
+
+
 def _tensorflow_flags():
     import tensorflow as tf
 
@@ -109,7 +141,7 @@ def library_path(cache_dir: Optional[Path] = None) -> Path:
     """Where the library for this TensorFlow, these sources and this CPU lives in the cache."""
     version, compile_flags, link_flags = _tensorflow_flags()
     digest = hashlib.sha256()
-    for part in (version, *compile_flags, *link_flags, *FLAGS, cpu_signature()):
+    for part in (version, *compile_flags, *link_flags, *kernel_flags(), cpu_signature()):
         digest.update(part.encode() + b"\0")
     for name in SOURCES:
         digest.update((SOURCE_DIR / name).read_bytes())
@@ -170,7 +202,7 @@ def build(cache_dir: Optional[Path] = None) -> Build:
         os.close(handle)
         command = [
             cxx,
-            *FLAGS,
+            *kernel_flags(),
             str(SOURCE_DIR / SOURCES[0]),
             "-o",
             temporary,
@@ -199,7 +231,6 @@ def build(cache_dir: Optional[Path] = None) -> Build:
 
 
 _LOADED = {}  # cache key -> (ops module, library path)
-_IN_PLACE = {}  # cache key -> the ctypes function
 
 
 def load(cache_dir: Optional[Path] = None):
@@ -226,39 +257,81 @@ def load(cache_dir: Optional[Path] = None):
     return _LOADED[key][0]
 
 
+_FUNCTIONS = {}  # (cache key, name) -> the ctypes function
+
+
+def _function(name: str, argtypes: list, restype, cache_dir: Optional[Path] = None):
+    """The library's C function `name` (ctypes), the library loaded like `load`."""
+    import ctypes
+
+    key = str(Path(cache_dir if cache_dir is not None else cache_root()).resolve())
+    load(cache_dir)
+    if (key, name) not in _FUNCTIONS:
+        function = getattr(ctypes.CDLL(str(_LOADED[key][1])), name)
+        function.argtypes = argtypes
+        function.restype = restype
+        _FUNCTIONS[(key, name)] = function
+    return _FUNCTIONS[(key, name)]
+
+
 def in_place_function(cache_dir: Optional[Path] = None):
     """The library's C function `zoo_deep_backward_sgd_in_place` (ctypes; see
-    `deep_core_ops.cc`), which updates caller-owned weight arrays in place. Loads the library
-    like `load`.
+    `deep_core_ops.cc`), which updates caller-owned weight arrays in place, reading the sub-chunk
+    boundaries `forward_function` kept (or none). Loads the library like `load`.
 
     Raises:
         NativeBuildError: the ops cannot be built or loaded here.
     """
     import ctypes
 
-    key = str(Path(cache_dir if cache_dir is not None else cache_root()).resolve())
-    load(cache_dir)
-    if key not in _IN_PLACE:
-        function = ctypes.CDLL(str(_LOADED[key][1])).zoo_deep_backward_sgd_in_place
-        pointer, size = ctypes.c_void_p, ctypes.c_int64
-        function.argtypes = [
-            ctypes.c_int,
-            ctypes.c_char_p,
-            ctypes.c_int,
-            ctypes.c_int,
-            ctypes.c_int,
-            size,
-            ctypes.c_double,
-            ctypes.c_double,
-            pointer,
-            pointer,
-            pointer,
-            pointer,
-            pointer,
-        ]
-        function.restype = ctypes.c_int
-        _IN_PLACE[key] = function
-    return _IN_PLACE[key]
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    scalars = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, size]
+    return _function(
+        "zoo_deep_backward_sgd_in_place",
+        [*scalars, ctypes.c_double, ctypes.c_double, *[pointer] * 6],
+        ctypes.c_int,
+        cache_dir,
+    )
+
+
+def forward_function(cache_dir: Optional[Path] = None):
+    """The library's C function `zoo_deep_forward` (ctypes): a chunk's output and its sub-chunk
+    boundaries, for `in_place_function`."""
+    import ctypes
+
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    scalars = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, size]
+    return _function(
+        "zoo_deep_forward", [*scalars, ctypes.c_double, *[pointer] * 5], ctypes.c_int, cache_dir
+    )
+
+
+def sub_chunk_layers(dtype_code: int, width: int, batch: int) -> int:
+    """Layers between two sub-chunk boundaries of the kernels (dtype code 1 float32, 2
+    float64)."""
+    import ctypes
+
+    function = _function(
+        "zoo_deep_sub_chunk_layers", [ctypes.c_int, ctypes.c_int, ctypes.c_int], ctypes.c_int64
+    )
+    return int(function(dtype_code, width, batch))
+
+
+def checksum_function(cache_dir: Optional[Path] = None):
+    """The library's C function `zoo_deep_checksum` (ctypes; see `zoo.deep.checksums`)."""
+    import ctypes
+
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    return _function(
+        "zoo_deep_checksum", [pointer, size, pointer, size], ctypes.c_uint64, cache_dir
+    )
+
+
+def simd(cache_dir: Optional[Path] = None) -> str:
+    """The instruction set the loaded kernels target: "avx512", "avx2", "sse2", ..."""
+    import ctypes
+
+    return _function("zoo_deep_simd", [], ctypes.c_char_p, cache_dir)().decode()
 
 
 def default_threads() -> int:
@@ -267,8 +340,8 @@ def default_threads() -> int:
     (`tf.config.threading.set_intra_op_parallelism_threads(1)` gives 1).
 
     Two threads split the batch (see `deep_core_kernels.h`); the kernels use at most two, and
-    one and two give the same bits. On a machine busy with other work one thread is faster:
-    the two meet once per sub-chunk and wait for each other."""
+    one and two give the same bits. On a machine busy with other work one thread is faster
+    (the two meet once per sub-chunk and wait for each other): pass `--threads 1` there."""
     import tensorflow as tf
 
     try:

@@ -7,10 +7,14 @@
 //   ZooDeepChunkBackwardSgd(h_start, g_end, weights, biases, alpha, lr)
 //                                                                  -> g_start, new_weights, new_biases
 //
-// and one plain C function for callers that own the weights' memory (NumPy arrays, through
-// ctypes), which updates them in place instead of returning a new copy of the chunk:
+// and plain C functions for callers that own the weights' memory (NumPy arrays, through
+// ctypes), which pass the forward's sub-chunk boundaries to the backward and update the weights
+// in place instead of returning a new copy of the chunk (see their comments below):
 //
-//   zoo_deep_backward_sgd_in_place(...)                             (see its comment below)
+//   zoo_deep_forward(...)                 the chunk's output and its sub-chunk boundaries
+//   zoo_deep_backward_sgd_in_place(...)   the SGD backward, reading those boundaries
+//   zoo_deep_sub_chunk_layers(...)        layers per boundary
+//   zoo_deep_simd()                       the instruction set this build targets
 //
 // The walks themselves are in deep_core_kernels.h.
 
@@ -133,11 +137,10 @@ class ForwardOp : public ChunkOp {
     const int64_t layers = weights.dim_size(0);
     if (batch == 0) return;
     const T alpha = c->input(3).scalar<T>()();
-    with_activation<T>(activation_, width, batch, threads_, [&](auto* group, int block) {
+    with_activation<T>(activation_, width, batch, threads_, true, [&](auto* group) {
       using G = std::remove_pointer_t<decltype(group)>;
-      const Problem p = plan<T, G>(batch, width, layers, threads_, block);
-      chunk_forward<T, G>(p, alpha, h.flat<T>().data(), weights.flat<T>().data(), biases.flat<T>().data(),
-                          out->flat<T>().data());
+      chunk_forward<T, G>(threads_, batch, width, layers, alpha, h.flat<T>().data(), weights.flat<T>().data(),
+                          biases.flat<T>().data(), out->flat<T>().data(), nullptr);
     });
   }
 };
@@ -173,7 +176,7 @@ class BackwardOp : public ChunkOp {
       }
       return;
     }
-    with_activation<T>(activation_, width, batch, threads_, [&](auto* group, int block) {
+    with_activation<T>(activation_, width, batch, threads_, false, [&](auto* group) {
       using G = std::remove_pointer_t<decltype(group)>;
       chunk_backward<T, G>(threads_, batch, width, layers, alpha, h.flat<T>().data(), g.flat<T>().data(), weights.flat<T>().data(),
                            biases.flat<T>().data(), Sgd ? &lr : nullptr, g_start->flat<T>().data(),
@@ -196,20 +199,69 @@ ZOO_DEEP_REGISTER(double)
 
 }  // namespace zoo_deep
 
-// The chunk backward-with-SGD on caller-owned arrays: reads h_start and g_end (batch x width),
-// updates weights (layers x width x width) and biases (layers x width) in place to
-// `W - lr dW`, `b - lr db`, and writes g_start (batch x width). `dtype` is 1 for float32, 2
-// for float64. Returns 0, or -1 for an argument it does not take (the Python wrapper checks
-// them first). The same walk, threads and bits as ZooDeepChunkBackwardSgd.
-extern "C" int zoo_deep_backward_sgd_in_place(int dtype, const char* activation, int threads, int batch, int width,
-                                              int64_t layers, double alpha, double lr, const void* h_start,
-                                              const void* g_end, void* weights, void* biases, void* g_start) {
+static bool known_activation(const std::string& name) {
+  return name == "softsign" || name == "tanh" || name == "relu";
+}
+
+// Runs `f(T{})` for dtype 1 (float32) or 2 (float64).
+template <class F>
+static void with_dtype(int dtype, F&& f) {
+  if (dtype == 1) {
+    f(float(0));
+  } else {
+    f(double(0));
+  }
+}
+
+// Layers per sub-chunk boundary of the kernels for this dtype, width and batch: `bounds` below
+// hold ceil(layers / that) blocks of (batch, width).
+extern "C" int64_t zoo_deep_sub_chunk_layers(int dtype, int width, int batch) {
+  if (dtype == 1) return zoo_deep::sub_chunk_layers<float>(width, batch);
+  return zoo_deep::sub_chunk_layers<double>(width, batch);
+}
+
+// The instruction set the kernels were built for: "avx512", "avx2", "sse2", ...
+extern "C" const char* zoo_deep_simd() { return zoo_deep::simd_name(); }
+
+// The chunk forward on caller-owned arrays: writes the output h_out (batch x width) and, when
+// `bounds` is not null, the input of every sub-chunk (ceil(layers / zoo_deep_sub_chunk_layers)
+// blocks of batch x width) for zoo_deep_backward_sgd_in_place. The same bits as
+// ZooDeepChunkForward. Returns 0, or -1 for an argument it does not take.
+extern "C" int zoo_deep_forward(int dtype, const char* activation, int threads, int batch, int width, int64_t layers,
+                                double alpha, const void* h, const void* weights, const void* biases, void* h_out,
+                                void* bounds) {
   const std::string name(activation ? activation : "");
-  if ((dtype != 1 && dtype != 2) || (name != "softsign" && name != "tanh" && name != "relu") || threads < 1 ||
-      batch < 0 || width < 1 || layers < 0) {
+  if ((dtype != 1 && dtype != 2) || !known_activation(name) || threads < 1 || batch < 0 || width < 1 || layers < 0) {
     return -1;
   }
-  auto run = [&](auto zero) {
+  with_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if (batch == 0) return;
+    zoo_deep::with_activation<T>(name, width, batch, threads, bounds == nullptr, [&](auto* group) {
+      using G = std::remove_pointer_t<decltype(group)>;
+      zoo_deep::chunk_forward<T, G>(threads, batch, width, layers, T(alpha), static_cast<const T*>(h),
+                                    static_cast<const T*>(weights), static_cast<const T*>(biases),
+                                    static_cast<T*>(h_out), static_cast<T*>(bounds));
+    });
+  });
+  return 0;
+}
+
+// The chunk backward-with-SGD on caller-owned arrays: reads h_start and g_end (batch x width),
+// updates weights (layers x width x width) and biases (layers x width) in place to
+// `W - lr dW`, `b - lr db`, and writes g_start (batch x width). `bounds` is zoo_deep_forward's
+// (it spares the kernels a walk over the chunk), or null. `dtype` is 1 for float32, 2 for
+// float64. Returns 0, or -1 for an argument it does not take (the Python wrapper checks them
+// first). The same walk, threads and bits as ZooDeepChunkBackwardSgd.
+extern "C" int zoo_deep_backward_sgd_in_place(int dtype, const char* activation, int threads, int batch, int width,
+                                              int64_t layers, double alpha, double lr, const void* h_start,
+                                              const void* g_end, void* weights, void* biases, void* g_start,
+                                              const void* bounds) {
+  const std::string name(activation ? activation : "");
+  if ((dtype != 1 && dtype != 2) || !known_activation(name) || threads < 1 || batch < 0 || width < 1 || layers < 0) {
+    return -1;
+  }
+  with_dtype(dtype, [&](auto zero) {
     using T = decltype(zero);
     const T* h = static_cast<const T*>(h_start);
     const T* g = static_cast<const T*>(g_end);
@@ -221,15 +273,52 @@ extern "C" int zoo_deep_backward_sgd_in_place(int dtype, const char* activation,
       return;
     }
     const T rate = T(lr);
-    zoo_deep::with_activation<T>(name, width, batch, threads, [&](auto* group, int) {
+    zoo_deep::with_activation<T>(name, width, batch, threads, false, [&](auto* group) {
       using G = std::remove_pointer_t<decltype(group)>;
-      zoo_deep::chunk_backward<T, G>(threads, batch, width, layers, T(alpha), h, g, w, b, &rate, out, w, b);
+      zoo_deep::chunk_backward<T, G>(threads, batch, width, layers, T(alpha), h, g, w, b, &rate, out, w, b,
+                                     static_cast<const T*>(bounds));
     });
-  };
-  if (dtype == 1) {
-    run(float(0));
-  } else {
-    run(double(0));
-  }
+  });
   return 0;
+}
+
+// A 64-bit checksum of two byte ranges (zoo.deep.checksums; the second may be empty): each range
+// is padded with zeros to whole rows of eight little-endian 32-bit words; per column c of the
+// rows, a_c += word and b_c += a_c row by row (Fletcher's sums, mod 2^64) across both ranges;
+// the sixteen sums are then mixed into one value. Any change of one word changes a_c.
+extern "C" uint64_t zoo_deep_checksum(const void* first, int64_t first_bytes, const void* second,
+                                      int64_t second_bytes) {
+  uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  auto add = [&](const unsigned char* bytes, int64_t size) {
+    const int64_t rows = size / 32;
+    for (int64_t r = 0; r < rows; ++r) {
+      uint32_t words[8];
+      std::memcpy(words, bytes + r * 32, 32);
+      for (int c = 0; c < 8; ++c) {
+        a[c] += words[c];
+        b[c] += a[c];
+      }
+    }
+    if (size % 32) {
+      uint32_t words[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      std::memcpy(words, bytes + rows * 32, size_t(size % 32));
+      for (int c = 0; c < 8; ++c) {
+        a[c] += words[c];
+        b[c] += a[c];
+      }
+    }
+  };
+  if (first_bytes > 0) add(static_cast<const unsigned char*>(first), first_bytes);
+  if (second_bytes > 0) add(static_cast<const unsigned char*>(second), second_bytes);
+  auto mix = [](uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  };
+  uint64_t h = 0;
+  for (int c = 0; c < 8; ++c) {
+    h = mix(h ^ a[c]);
+    h = mix(h ^ b[c]);
+  }
+  return h;
 }
