@@ -89,7 +89,8 @@ class TrainingRun:
     Args:
         task: the task id (its CLI name), which owns the folder.
         config: the run's config dataclass, from defaults and the flags given.
-        path: the run folder, or None for a new `root/<task>/<UTC time>/`.
+        path: the run folder, or None for a new `root/<task>/<UTC time>/`; or a `RunFolder`
+            the caller opened already (e.g. before TensorFlow loads).
         given: the flags the user passed (None: all of `config`).
         root: where a new folder goes.
         steps_field: the config field with the number of steps (epochs, episodes) to reach.
@@ -98,6 +99,8 @@ class TrainingRun:
         is_finished: whether the opened run has nothing left to do (default: it is marked
             finished and its commit has reached `steps_field`).
         divergence_hint: appended to the message of a non-finite loss.
+        check_resume: called with the opened run before anything in the folder changes (a
+            task's own reason to refuse a resume, e.g. a checkpoint of another data stream).
         checkpoint_of: reads the committed checkpoint of a run whose commits are not
             `checkpoint.json` (the deep core's weights file commits itself): a `Checkpoint`
             whose `record` carries `history_rows` / `history_sha256`, or None.
@@ -116,6 +119,7 @@ class TrainingRun:
         verbose: Optional[int] = None,
         is_finished: Optional[Callable[["TrainingRun"], bool]] = None,
         divergence_hint: str = DIVERGENCE_HINT,
+        check_resume: Optional[Callable[["TrainingRun"], None]] = None,
         checkpoint_of: Optional[Callable[[RunFolder], Optional[Checkpoint]]] = None,
     ):
         self.task = task
@@ -126,6 +130,7 @@ class TrainingRun:
         self._is_finished = is_finished
         self.divergence_hint = divergence_hint
         self._checkpoint_of = checkpoint_of
+        self._check_resume = check_resume
         self.run: Optional[RunFolder] = None
         self.config = None
         self.checkpoint: Optional[Checkpoint] = None
@@ -140,7 +145,10 @@ class TrainingRun:
 
     def __enter__(self) -> "TrainingRun":
         config, path, given, root = self._request
-        self.run = RunFolder.open(path, self.task, config, given=given, root=root)
+        if isinstance(path, RunFolder):  # opened (and checked) by the caller already
+            self.run = path
+        else:
+            self.run = RunFolder.open(path, self.task, config, given=given, root=root)
         try:
             self.config = self.run.config
             self.checkpoint = (
@@ -156,6 +164,8 @@ class TrainingRun:
                 )
             if self.finished:
                 return self
+            if self._check_resume is not None:
+                self._check_resume(self)
             self.run.cut_history_to_commit(self.checkpoint, self.step_column)
             self._hold_reserve()
             self.run.mark_running()
