@@ -1,13 +1,10 @@
-"""Keras callbacks that keep a run folder's contract inside `model.fit`.
+"""The Keras side of the run lifecycle (`zoo.lifecycle`).
 
-- `RunHistory` writes the epoch's row to `history.csv`, then `RunCheckpoint` commits the model
-  (with its optimizer state) and the epoch, in that order, so a resumed run truncates the
-  history to the committed epoch and repeats nothing.
+- `CommitEpoch` commits every epoch in order: the history row, then the `TrainingState`
+  checkpoint, then TensorBoard; a signal received during the epoch stops the run after it.
+- `TrainingState` is the checkpoint of a Keras model: weights, optimizer variables, RNG states,
+  as one `.npz`.
 - `WallTime` logs `wall_seconds`, accumulated across resumes.
-- `CommitEpoch` is the lifecycle's (`zoo.lifecycle.TrainingRun.callbacks`) version of the two:
-  row, `TrainingState` checkpoint, TensorBoard, and the stop a signal asked for.
-- `TrainingState` is the lifecycle's checkpoint of a Keras model: weights, optimizer
-  variables, RNG states, as one `.npz`.
 - `StopOnNonFinite` turns a NaN or infinite loss into a `DivergenceError` at once, instead of
   Keras's `TerminateOnNaN`, which stops without an error and lets the run look finished.
 """
@@ -15,13 +12,12 @@
 import math
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import keras
 
 from zoo.errors import CorruptFileError, DivergenceError
 from zoo.files import crash_point, load_keras_model, load_npz
-from zoo.runs import RunFolder
 
 
 class WallTime(keras.callbacks.Callback):
@@ -74,45 +70,6 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._check(logs, f"the end of epoch {epoch + 1}")
-
-
-class RunHistory(keras.callbacks.Callback):
-    """Appends `{**extra, "epoch": e, **logs}` to the run's `history.csv` after every epoch.
-
-    Args:
-        run: the `RunFolder`.
-        extra: constant columns for every row (e.g. `{"schedule": "ibs"}`).
-    """
-
-    def __init__(self, run: RunFolder, extra: Optional[dict] = None):
-        super().__init__()
-        self.run = run
-        self.extra = dict(extra or {})
-
-    def on_epoch_end(self, epoch, logs=None):
-        row = dict(self.extra)
-        row["epoch"] = epoch + 1
-        row.update({key: float(value) for key, value in (logs or {}).items()})
-        self.run.append_history(row)
-        crash_point("history-written")
-
-
-class RunCheckpoint(keras.callbacks.Callback):
-    """Commits the model (weights and optimizer state) after every epoch, after `RunHistory`.
-
-    Args:
-        run: the `RunFolder`.
-        state: returns extra state to store with the checkpoint (e.g. `wall_seconds`).
-    """
-
-    def __init__(self, run: RunFolder, state: Optional[Callable[[], dict]] = None):
-        super().__init__()
-        self.run = run
-        self.state = state
-
-    def on_epoch_end(self, epoch, logs=None):
-        state = self.state() if self.state else {}
-        self.run.save_checkpoint(epoch + 1, self.model.save, ".keras", state)
 
 
 class CommitEpoch(keras.callbacks.Callback):
