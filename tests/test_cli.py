@@ -232,3 +232,110 @@ def test_a_compiling_training_run_prints_no_tensorflow_lines(tmp_path):
     )
     assert loud.returncode == 0, loud.stderr
     assert loud.stderr.strip(), "--verbose should keep TensorFlow's start-up lines"
+
+
+# Requirements checked before any handler runs: extras, backend (zoo.cli.COMMAND_NEEDS).
+
+MISSING_EXTRA_CASES = [
+    ("tensorflow_datasets", ["deep", "train"], "datasets"),
+    ("tensorflow_datasets", ["memory-ae", "train", "--epochs", "1"], "datasets"),
+    ("tensorflow_datasets", ["ibs-vs-lrd", "run"], "datasets"),
+    ("keras_tuner", ["argmax", "tune"], "tuner"),
+    ("keras_tuner", ["reasoning-ops", "run"], "tuner"),
+]
+
+
+@pytest.mark.parametrize("module, argv, extra", MISSING_EXTRA_CASES)
+def test_a_missing_extra_is_one_line_before_any_folder(
+    monkeypatch, tmp_path, capsys, module, argv, extra
+):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: import fails
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    with pytest.raises(ImportError):
+        __import__(module)
+    code = zoo.cli.main([*argv, "--run", str(run)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"zoo: error: `zoo {argv[0]} {argv[1]}` needs {module} (not installed): "
+        f'pip install "experiment-zoo[{extra}]".\n'
+    )
+    assert not run.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_extra_in_a_fresh_process_is_one_line(tmp_path):
+    """The console script as a user meets it: no traceback, no folder, exit 2, fast."""
+    completed = python(
+        """
+        import sys
+        sys.modules["tensorflow_datasets"] = None
+        from zoo.cli import main
+        sys.exit(main(["deep", "train", "--run", "run"]))
+        """,
+        cwd=tmp_path,
+        env={"KERAS_BACKEND": "tensorflow"},
+    )
+    assert completed.returncode == 2
+    assert completed.stderr == (
+        "zoo: error: `zoo deep train` needs tensorflow_datasets (not installed): "
+        'pip install "experiment-zoo[datasets]".\n'
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["argmax", "train"], ["deep", "train"], ["memory-ae", "train"], ["ibs-vs-lrd", "run"]],
+)
+def test_a_task_on_another_backend_is_one_line_before_any_folder(
+    monkeypatch, tmp_path, capsys, argv
+):
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    monkeypatch.setattr(zoo.cli, "configured_backend", lambda: os.environ["KERAS_BACKEND"])
+    monkeypatch.chdir(tmp_path)
+    assert zoo.cli.main([*argv, "--run", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"zoo: error: `zoo {argv[0]} {argv[1]}` runs on Keras's TensorFlow")
+    assert "configured backend is 'jax'" in err and "KERAS_BACKEND=tensorflow" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reasoning_ops_report_needs_no_tensorflow_backend():
+    assert not zoo.cli.COMMAND_NEEDS[("reasoning-ops", "report")].tensorflow
+
+
+def test_configured_backend_reads_the_environment_then_keras_json(monkeypatch, tmp_path):
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    assert zoo.cli.configured_backend() == "tensorflow"  # Keras's default
+    (tmp_path / "keras.json").write_text('{"backend": "torch", "floatx": "float32"}')
+    assert zoo.cli.configured_backend() == "torch"
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert zoo.cli.configured_backend() == "jax"
+
+
+def test_every_needs_entry_names_a_real_command_and_extra():
+    from zoo.extras import EXTRAS
+
+    parser = zoo.cli.build_parser()
+    tasks = parser._subparsers._group_actions[0].choices
+    for (task, command), needs in zoo.cli.COMMAND_NEEDS.items():
+        commands = tasks[task]._subparsers._group_actions[0].choices
+        assert command in commands, (task, command)
+        assert set(needs.extras) <= set(EXTRAS), needs
+
+
+def test_import_zoo_does_not_choose_the_backend():
+    env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
+    completed = subprocess.run(
+        [sys.executable, "-c", "import os, zoo, zoo.cli; print(os.environ.get('KERAS_BACKEND'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "None"

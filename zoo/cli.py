@@ -123,11 +123,11 @@ def check_requirements(task: str, command: str, verbose: bool = False) -> None:
 def _apply_data_flags(args: argparse.Namespace) -> None:
     """The data flags as the variables `zoo.data` reads (its `DATA_DIR_ENV`, `MANUAL_DIR_ENV`,
     `NO_DOWNLOAD_ENV`; not imported from there, since `zoo.data` imports Keras)."""
-    if args.zoo_data_dir is not None:
+    if getattr(args, "zoo_data_dir", None) is not None:
         os.environ["ZOO_TFDS_DIR"] = args.zoo_data_dir
-    if args.zoo_manual_dir is not None:
+    if getattr(args, "zoo_manual_dir", None) is not None:
         os.environ["ZOO_MANUAL_DIR"] = args.zoo_manual_dir
-    if args.zoo_no_download:
+    if getattr(args, "zoo_no_download", False):
         os.environ["ZOO_NO_DOWNLOAD"] = "1"
 
 

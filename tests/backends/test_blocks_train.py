@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.testing import to_numpy
 from zoo.callbacks import ExpDecay, IncreasingBatchSize, SignSGD
 from zoo.layers import (
     ApproximatorLayer,
@@ -63,15 +64,15 @@ def test_every_block_trains_saves_and_reloads(tmp_path):
     # of IncreasingBatchSize carries one target array, so this model has one output.
     subnets = keras.Model(model.input, model.output["subnets"])
     subnets.compile(optimizer=SignSGD(0.01, momentum=0.5), loss=SetMinRandomLoss(0.0))
-    ibs = IncreasingBatchSize(initial=8, growth=2.0, maximum=32)
+    ibs = IncreasingBatchSize(initial=8, growth=2.0, maximum=16)
     history = subnets.fit(
         ibs.dataset(x, targets["subnets"], seed=0),
         epochs=3,
         callbacks=[ibs, ExpDecay(0.5)],
         verbose=0,
     ).history
-    assert history["batch_size"] == [8, 16, 32]
-    assert history["parameter_updates"] == [6, 9, 11]
+    assert history["batch_size"] == [8, 16, 16]
+    assert history["parameter_updates"] == [6, 9, 12]
     np.testing.assert_allclose(history["learning_rate"], [0.01, 0.005, 0.0025], rtol=1e-6)
     assert history["loss"][-1] < history["loss"][0]
 
@@ -82,7 +83,7 @@ def test_every_block_trains_saves_and_reloads(tmp_path):
         loss={"subnets": SetMinRandomLoss(1.0, seed=1), "selection": OneMinusMax(), "index": "mse"},
         metrics={"index": [ToleranceAccuracy(), RoundedIndexError()]},
     )
-    model.fit(x, targets, batch_size=len(x), epochs=2, verbose=0)
+    model.fit(x, targets, batch_size=len(x), epochs=1, verbose=0)
     logs = model.evaluate(x, targets, batch_size=len(x), verbose=0, return_dict=True)
     assert np.isfinite(logs["loss"]), logs
     assert 0.0 <= logs["index_err"] <= 1.0 and 0.0 <= logs["index_accuracy"] <= 1.0, logs
@@ -91,8 +92,7 @@ def test_every_block_trains_saves_and_reloads(tmp_path):
     path = tmp_path / "every_block.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    expected = model.predict(x, batch_size=len(x), verbose=0)
-    got = loaded.predict(x, batch_size=len(x), verbose=0)
+    expected, got = to_numpy(model(x)), to_numpy(loaded(x))
     for name in expected:
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-6)
     assert isinstance(loaded.optimizer, SignSGD)
