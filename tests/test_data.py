@@ -3,6 +3,7 @@ import doctest
 import numpy as np
 import pytest
 
+import zoo.batches
 import zoo.data
 from zoo.data import ResizableBatches, load_mnist
 from zoo.errors import UsageError
@@ -93,5 +94,15 @@ def test_resizable_batches_bad_input(kwargs, name):
 
 
 def test_docstring_examples_run():
-    result = doctest.testmod(zoo.data)
-    assert result.attempted >= 5 and result.failed == 0
+    for module, examples in ((zoo.data, 5), (zoo.batches, 5)):
+        result = doctest.testmod(module)
+        assert result.attempted >= examples and result.failed == 0, module.__name__
+
+
+def test_import_zoo_data_imports_no_keras():
+    import subprocess
+    import sys
+
+    code = "import sys, zoo.data; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert completed.stdout.split() == ["False", "False"], completed.stderr
