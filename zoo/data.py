@@ -162,6 +162,16 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:200]}{'...' if len(text) > 200 else ''}"
 
 
+def _import_tensorflow_quietly() -> None:
+    """tfds prepares a set with TensorFlow: imported here without its C++ start-up lines
+    (`TF_CPP_MIN_LOG_LEVEL` cannot remove them; `zoo --verbose` keeps them)."""
+    from zoo.tf_quiet import silenced_stderr
+
+    verbose = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "") in ("", "0")
+    with silenced_stderr(not verbose):
+        import tensorflow  # noqa: F401
+
+
 def _download_errors() -> tuple:
     """The exception types of a failed download (network, HTTP status, wrong checksum)."""
     import requests
@@ -238,6 +248,7 @@ def prepare(
             )
         # Every file is there: tfds takes them from the folder (checksums checked), no network.
         config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
+        _import_tensorflow_quietly()
         with _quiet_logs():
             builder.download_and_prepare(download_config=config)
         return builder
@@ -249,6 +260,7 @@ def prepare(
     # From the original sources (their checksums registered in tfds), not tfds's GCS mirror of
     # prepared data, which needs TensorFlow's GCS file system and retries for minutes offline.
     config = tfds.download.DownloadConfig(try_download_gcs=False)
+    _import_tensorflow_quietly()
     try:
         with _quiet_logs(), _fast_failing_downloads():
             builder.download_and_prepare(download_config=config)
