@@ -71,6 +71,7 @@ COMMAND_NEEDS = {
     ("memory-ae", "show"): Needs(extras=("datasets",)),
     ("reasoning-ops", "run"): Needs(extras=("tuner",)),
     ("reasoning-ops", "report"): Needs(tensorflow=False),
+    ("presets", None): Needs(tensorflow=False),
 }
 
 
@@ -168,7 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="tasks", dest="task", metavar="TASK")
     for module_name in TASK_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    presets = subparsers.add_parser(
+        "presets",
+        help="list the trained weights shipped with the zoo (zoo.presets.from_preset)",
+        description="The presets: trained models shipped with the zoo, how each was made and "
+        "what it measured; load one with zoo.presets.from_preset(NAME).",
+    )
+    presets.set_defaults(handler=_presets_command)
     return parser
+
+
+def _presets_command(args: argparse.Namespace) -> int:
+    from zoo.presets import describe
+
+    print(describe())
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
