@@ -20,6 +20,9 @@ The calls:
   `b_i - lr db_i` directly (no gradient arrays). Returns `(g_start, W', b')`.
 
 Per chunk the backward holds the layer inputs (`n x B x w`) and the new weights, nothing more.
+The native kernels add two calls on NumPy chunks: `forward_keeping_bounds`, which also returns
+the input of every sub-chunk of the chunk, and `backward_sgd_in_place`, which reads them (no
+second walk over the chunk) and updates the chunk where it lies.
 """
 
 import warnings

@@ -288,28 +288,37 @@ extern "C" int zoo_deep_backward_sgd_in_place(int dtype, const char* activation,
 // the sixteen sums are then mixed into one value. Any change of one word changes a_c.
 extern "C" uint64_t zoo_deep_checksum(const void* first, int64_t first_bytes, const void* second,
                                       int64_t second_bytes) {
-  uint64_t a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // Columns 0-3 and 4-7 as two vectors of four 64-bit sums, kept in registers.
+  typedef uint64_t Sums __attribute__((vector_size(32)));
+  typedef uint32_t Words __attribute__((vector_size(16)));
+  Sums a_low = {0, 0, 0, 0}, a_high = {0, 0, 0, 0}, b_low = {0, 0, 0, 0}, b_high = {0, 0, 0, 0};
+  auto row = [&](const unsigned char* bytes) __attribute__((always_inline)) {
+    Words low, high;
+    std::memcpy(&low, bytes, 16);
+    std::memcpy(&high, bytes + 16, 16);
+    a_low += __builtin_convertvector(low, Sums);
+    a_high += __builtin_convertvector(high, Sums);
+    b_low += a_low;
+    b_high += a_high;
+  };
   auto add = [&](const unsigned char* bytes, int64_t size) {
     const int64_t rows = size / 32;
-    for (int64_t r = 0; r < rows; ++r) {
-      uint32_t words[8];
-      std::memcpy(words, bytes + r * 32, 32);
-      for (int c = 0; c < 8; ++c) {
-        a[c] += words[c];
-        b[c] += a[c];
-      }
-    }
+    for (int64_t r = 0; r < rows; ++r) row(bytes + r * 32);
     if (size % 32) {
-      uint32_t words[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      std::memcpy(words, bytes + rows * 32, size_t(size % 32));
-      for (int c = 0; c < 8; ++c) {
-        a[c] += words[c];
-        b[c] += a[c];
-      }
+      unsigned char last[32] = {0};
+      std::memcpy(last, bytes + rows * 32, size_t(size % 32));
+      row(last);
     }
   };
   if (first_bytes > 0) add(static_cast<const unsigned char*>(first), first_bytes);
   if (second_bytes > 0) add(static_cast<const unsigned char*>(second), second_bytes);
+  uint64_t a[8], b[8];
+  for (int c = 0; c < 4; ++c) {
+    a[c] = a_low[c];
+    a[c + 4] = a_high[c];
+    b[c] = b_low[c];
+    b[c + 4] = b_high[c];
+  }
   auto mix = [](uint64_t z) {
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
