@@ -94,6 +94,7 @@ def test_help_is_fast_from_the_console_script():
     assert elapsed < 3.0  # under 1 s on an idle machine; loose here, the suite shares the cores
 
 
+@pytest.mark.slow  # a fresh process importing TensorFlow: seconds of CPU
 def test_user_modules_named_callbacks_and_tasks_do_not_shadow_the_library(tmp_path):
     (tmp_path / "callbacks.py").write_text(
         "raise ImportError('the user callbacks.py was imported')\n"
@@ -126,6 +127,7 @@ def test_no_top_level_callbacks_or_tasks_is_installed(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "None None", done.stdout + done.stderr
 
 
+@pytest.mark.slow  # a fresh process importing TensorFlow: seconds of CPU
 def test_import_zoo_alone_loads_a_saved_model_in_a_fresh_process(tmp_path):
     import keras
     import numpy as np
@@ -207,6 +209,7 @@ def test_import_tensorflow_quietly_prints_nothing():
     assert done.stderr == "", done.stderr
 
 
+@pytest.mark.slow  # a fresh process importing TensorFlow: seconds of CPU
 def test_a_compiling_training_run_prints_no_tensorflow_lines(tmp_path):
     """TensorFlow's C++ logging (absl, oneDNN, CUDA, XLA's service lines at the first compile)
     stays off stderr for a whole run, not only at import; `--verbose` lets it through."""

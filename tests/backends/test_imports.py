@@ -52,7 +52,13 @@ def run(code, *args, env):
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("backend, how", [("jax", "keras.json"), ("torch", "KERAS_BACKEND")])
+@pytest.mark.parametrize(
+    "backend, how",
+    [
+        ("jax", "keras.json"),
+        pytest.param("torch", "KERAS_BACKEND", marks=pytest.mark.slow),  # 20 s of importing
+    ],
+)
 def test_blocks_on_another_backend_import_no_tensorflow(tmp_path, backend, how):
     pytest.importorskip(backend)
     env = {key: value for key, value in os.environ.items() if key != "KERAS_BACKEND"}
