@@ -53,3 +53,11 @@ def test_zoo_presets_lists_how_each_was_made(capsys):
     out = capsys.readouterr().out
     for name, entry in PRESETS.items():
         assert out.count(name) >= 1 and entry.command in out and entry.sha256 in out
+
+
+def test_zoo_argmax_test_runs_the_seed_protocol_on_a_preset(capsys):
+    from zoo.cli import main
+
+    assert main(["argmax", "test", "--preset", "argmax-seed", "--batches", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "Err" in out

@@ -54,6 +54,9 @@ def register(subparsers) -> None:
     source = test.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="a finished argmax run folder")
     source.add_argument("--model", metavar="FILE.keras", help="a saved ArgMaxNet file")
+    source.add_argument(
+        "--preset", metavar="NAME", help="a trained preset shipped with the zoo (`zoo presets`)"
+    )
     test.set_defaults(handler=_test_command)
 
     tune = commands.add_parser(
@@ -93,7 +96,12 @@ def _train_command(args: argparse.Namespace) -> int:
 
 def _test_command(args: argparse.Namespace) -> int:
     config = config_from_args(ArgMaxTestConfig, args)
-    model_path = _model_of_run(Path(args.run)) if args.run else Path(args.model)
+    if args.preset:
+        from zoo.presets import preset_path
+
+        model_path = preset_path(args.preset)  # sha256 checked
+    else:
+        model_path = _model_of_run(Path(args.run)) if args.run else Path(args.model)
     from zoo.tf_quiet import import_tensorflow
 
     import_tensorflow(verbose=getattr(args, "verbose", False))

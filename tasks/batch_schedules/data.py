@@ -1,77 +1,35 @@
 """Data of the comparison: a tfds image set, split into train and a seeded held-out part.
 
-`require_prepared` runs before anything is written: it asks tensorflow-datasets (without
-TensorFlow, in about a second) whether the set is prepared or can be prepared offline from a
-folder of the original files, and never lets tfds download.
+`require_prepared` runs before anything is written: `zoo.data.prepare`, the one data path of
+every task (prepared -> used; the original files in a manual folder -> prepared offline; else
+tensorflow-datasets downloads them, unless `--no-download` / `ZOO_NO_DOWNLOAD=1`), failing in
+seconds with one line that says how to use `--manual-dir` / `--data-dir`.
 """
 
-import logging
-import os
-from pathlib import Path
+import sys
 from typing import Optional
 
 import numpy as np
 
-from zoo.errors import UsageError
-
-
-def _prepared_builder(name: str, data_dir: Optional[str]):
-    """`(builder, is_prepared)`, without tfds's warning about a missing dataset_info.json."""
-    import tensorflow_datasets as tfds
-
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        return builder, builder.is_prepared()
-    finally:
-        absl.setLevel(level)
-
-
-def resolve_dirs(name: str, data_dir: Optional[str], manual_dir: Optional[str]):
-    """`(data_dir, manual_dir)` as `zoo.data` resolves them: `$ZOO_TFDS_DIR` for the prepared
-    data, `$ZOO_MNIST_DIR` for MNIST's original files."""
-    data_dir = data_dir or os.environ.get("ZOO_TFDS_DIR") or None
-    if manual_dir is None and name == "mnist":
-        manual_dir = os.environ.get("ZOO_MNIST_DIR") or None
-    return data_dir, manual_dir
+from zoo.data import prepare, resolve_dirs
 
 
 def require_prepared(
     name: str, data_dir: Optional[str] = None, manual_dir: Optional[str] = None
 ) -> None:
-    """Returns if `name` is prepared in `data_dir`, or `manual_dir` holds every original file
-    tfds needs to prepare it offline; else raises `UsageError` saying how to prepare it.
+    """Prepares `name` (see `zoo.data.prepare`) or raises a one-line `UsageError`.
 
     Example:
 
+    >>> import os
+    >>> os.environ["ZOO_NO_DOWNLOAD"] = "1"
     >>> require_prepared("cifar10", data_dir="/nonexistent")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     zoo.errors.UsageError: `--dataset` cifar10 is not prepared in /nonexistent/cifar10/...
+    >>> del os.environ["ZOO_NO_DOWNLOAD"]
     """
-    data_dir, manual_dir = resolve_dirs(name, data_dir, manual_dir)
-    builder, prepared = _prepared_builder(name, data_dir)
-    if prepared:
-        return
-    files = sorted({info.filename for info in (builder.url_infos or {}).values()})
-    urls = sorted(builder.url_infos or {})
-    if manual_dir is not None:
-        if not Path(manual_dir).is_dir():
-            raise UsageError(f"`--manual-dir` {manual_dir} is not a folder.")
-        missing = [file for file in files if not (Path(manual_dir) / file).is_file()]
-        if files and not missing:
-            return
-        where = f"--manual-dir {manual_dir} lacks {', '.join(missing or files)}"
-    else:
-        where = "no --manual-dir was given"
-    raise UsageError(
-        f"`--dataset` {name} is not prepared in {builder.data_dir} and {where}; zoo never "
-        f"downloads. Download {', '.join(urls)} into a folder and pass --manual-dir FOLDER "
-        f"(tfds prepares it from there, its DownloadConfig manual_dir), or pass --data-dir "
-        f"(or set ZOO_TFDS_DIR) to a tfds data folder where {name} is prepared."
-    )
+    prepare(name, data_dir=data_dir, manual_dir=manual_dir, progress=sys.stderr.isatty())
 
 
 def load_split_data(
