@@ -93,7 +93,15 @@ def _add_run_flags(parser: argparse.ArgumentParser, kernels: bool) -> None:
 
 
 def _open(args: argparse.Namespace):
+    from pathlib import Path
+
+    from zoo.resources import require_disk, require_memory
+
     config = config_from_args(DeepConfig, args)
+    # Sizes first: before any folder is made, memory allocated or TensorFlow loaded.
+    if args.run is None or not (Path(args.run) / "weights.bin").exists():
+        require_disk(Path(args.run or "runs"), config.weights_file_bytes(), config.size_flags())
+    require_memory(config.memory_bytes(), config.size_flags())
     from zoo.tf_quiet import import_tensorflow
 
     import_tensorflow(verbose=getattr(args, "verbose", False))

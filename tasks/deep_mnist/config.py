@@ -10,6 +10,10 @@ KERNELS = ("auto", "native", "xla")
 INPUTS, CLASSES = 784, 10  # MNIST: flat 28 x 28 pixels, 10 digits
 
 
+# A step of `-lr * gradient` beyond this only overflows (1e30 trained to weights near 1e31).
+MAX_RATE = 1e6
+
+
 def _field(default, help_text, **metadata):
     return dataclasses.field(default=default, metadata={"help": help_text, **metadata})
 
@@ -45,16 +49,49 @@ class DeepConfig:
             ("save_every", 10**9),
         ):
             _check_int(name, getattr(self, name), high, positive=True)
-        _check_int("steps", self.steps, 10**9, positive=False)
+        _check_int("steps", self.steps, 10**9, positive=True)
         _check_int("seed", self.seed, 2**32 - 1, positive=False)
         self.alpha = check_float("--alpha", self.alpha, low=0)
         for name in ("layer_lr", "head_lr"):
             setattr(
                 self,
                 name,
-                check_float(_flag(name), getattr(self, name), low=0, low_inclusive=False),
+                check_float(
+                    _flag(name), getattr(self, name), low=0, low_inclusive=False, high=MAX_RATE
+                ),
             )
         check_choice("--activation", self.activation, ACTIVATIONS)
+
+    @property
+    def itemsize(self) -> int:
+        return 8 if self.float64 else 4
+
+    def weights_file_bytes(self) -> int:
+        """The weights file's size, about: two copies of the core (the committed one and the
+        spare a step writes), each layer a w x w matrix and a bias."""
+        return 2 * self.layers * (self.width * self.width + self.width) * self.itemsize
+
+    def memory_bytes(self) -> int:
+        """Memory the training needs, about: the core itself with `--in-memory`, else a few
+        chunks of it; the activations of a chunk at the chunk boundaries and inside one."""
+        layer = (self.width * self.width + self.width) * self.itemsize
+        core = (
+            self.layers * layer
+            if self.in_memory
+            else 4 * min(self.chunk_layers, self.layers) * layer
+        )
+        boundaries = (self.layers // max(self.chunk_layers, 1) + 1) * self.batch_size * self.width
+        inside = 3 * min(self.chunk_layers, self.layers) * self.batch_size * self.width
+        return core + (boundaries + inside) * self.itemsize
+
+    def size_flags(self) -> str:
+        """The flags that set the sizes, as the user would type them."""
+        flags = f"--layers {self.layers:,} --width {self.width}"
+        return (
+            flags
+            + (" --in-memory" if self.in_memory else "")
+            + (" --float64" if self.float64 else "")
+        )
 
 
 def _flag(name):

@@ -10,20 +10,21 @@ last commit: history rows beyond it are dropped and recomputed, and the partial 
 and the wall time are part of the commit, so a run killed at any instant and resumed gives the
 history and weights of an uninterrupted run.
 
-Ctrl-C finishes the step in flight and commits; a second Ctrl-C stops at once, which is safe at
-any instant (the committed copy is never written in place).
+The run lives in the run lifecycle (`zoo.lifecycle.TrainingRun`), the weights file being its
+checkpoint kind: Ctrl-C (or SIGTERM) finishes the step in flight, commits and exits 130; a
+second Ctrl-C stops at once, which is safe at any instant (the committed copy is never written
+in place).
 """
 
 import math
-import signal
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import keras
 import numpy as np
 
+from zoo.commits import Checkpoint
 from zoo.deep import (
     DeepNetwork,
     FileWeights,
@@ -31,10 +32,12 @@ from zoo.deep import (
     initial_head,
     pack_record,
     record_capacity,
+    unpack_record,
 )
 from zoo.deep.checksums import block_layers_for
 from zoo.errors import DivergenceError, RunFolderError
-from zoo.runs import RunFolder, crash_point, matplotlib_agg, read_json
+from zoo.lifecycle import TrainingRun
+from zoo.runs import RunFolder, crash_point, matplotlib_agg
 from zoo.tasks.deep_mnist.config import CLASSES, INPUTS, DeepConfig
 from zoo.tasks.deep_mnist.data import batch_indices, mnist_arrays
 
@@ -80,21 +83,32 @@ def create_weights(config: DeepConfig, path: Path, verbose: int = 1) -> FileWeig
 
 
 def open_weights(
-    run: RunFolder, config: DeepConfig, create: bool = True, mode: str = "r+", verbose: int = 1
+    run: RunFolder,
+    config: DeepConfig,
+    create: bool = True,
+    mode: str = "r+",
+    verbose: int = 1,
+    started: Optional[bool] = None,
 ) -> FileWeights:
-    """The run's committed weights, created if missing (and `create`); they must fit `config`."""
+    """The run's committed weights, created if missing (and `create`); they must fit `config`.
+    A run that has `started` (default: its status or history says so) and lost its weights is
+    an error, not a restart from step 0."""
     path = run.file(WEIGHTS)
     if not path.exists():
         if not create:
             raise RunFolderError(
                 f"--run {run.path} has no {WEIGHTS}; train it first (`zoo deep train`)."
             )
-        if run.status != "new" or not run.history().empty:
+        if started is None:
+            started = bool(run.metrics().get("weights_created")) or not run.history().empty
+        if started:
             raise RunFolderError(
                 f"--run {run.path} has started (status {run.status!r}) but its {WEIGHTS} is "
                 "missing: its commits are lost; restore the file or train a new --run."
             )
-        return create_weights(config, path, verbose)
+        weights = create_weights(config, path, verbose)
+        run.update_metrics(weights_created=True)
+        return weights
     weights = FileWeights.open(path, mode)
     expected = (config.layers, config.width, config.activation, np.dtype(_dtype(config)))
     found = (weights.layers, weights.width, weights.activation, weights.dtype)
@@ -110,29 +124,6 @@ def open_weights(
 # --- train --------------------------------------------------------------------------------
 
 
-@contextmanager
-def deferred_interrupt():
-    """Ctrl-C asks to stop after the step in flight (`state["stop"]`); a second one raises
-    `KeyboardInterrupt` at once, which the commit protocol makes safe at any instant."""
-    state = {"stop": False}
-
-    def handler(signum, frame):
-        if state["stop"]:
-            raise KeyboardInterrupt
-        state["stop"] = True
-        print(
-            "\ninterrupt: finishing this step and committing (Ctrl-C again stops at once, keeping "
-            "the last commit)",
-            flush=True,
-        )
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield state
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def describe_kernels(kernels) -> str:
     """ "native kernels, 2 threads" or "xla kernels"."""
     threads = getattr(kernels, "threads", None)
@@ -141,20 +132,28 @@ def describe_kernels(kernels) -> str:
 
 
 class Trainer:
-    """One session of a deep run: the steps from the last commit to `config.steps`.
+    """One session of a deep run: the steps from the last commit to `config.steps`, inside the
+    run's lifecycle (`zoo.lifecycle.TrainingRun`, with the weights file as its checkpoint kind).
 
     Args:
-        run: the open run folder (its config is the saved one).
+        session: the run's `TrainingRun` (its config is the saved one).
         kernels: `"auto"`, `"native"` or `"xla"`.
         verbose: 0 for no progress bar.
         threads: threads of the native kernels (default: `zoo.deep.native.default_threads()`).
+        started: whether the run had started before this session (see `open_weights`).
     """
 
     def __init__(
-        self, run: RunFolder, kernels: str = "auto", verbose: int = 1, threads: Optional[int] = None
+        self,
+        session,
+        kernels: str = "auto",
+        verbose: int = 1,
+        threads: Optional[int] = None,
+        started: Optional[bool] = None,
     ):
-        self.run, self.config, self.verbose = run, run.config, verbose
-        self.file = open_weights(run, self.config, verbose=verbose)
+        self.session = session
+        self.run, self.config, self.verbose = session.run, session.config, verbose
+        self.file = open_weights(self.run, self.config, verbose=verbose, started=started)
         self.committed = self.file.steps
         weights = self.file
         if self.config.in_memory:
@@ -169,8 +168,18 @@ class Trainer:
         self.window = dict(
             state.get("window") or {"loss": 0.0, "accuracy": 0.0, "count": 0, "seconds": 0.0}
         )
+        self.history_record = session.history_record()
         self.started = time.perf_counter()
         self.step_started = self.started
+
+    def commit_state(self) -> dict:
+        """The state committed with the weights: wall time, the partial report window, and
+        the history's committed rows (count and checksum) that a resume verifies."""
+        return {
+            "wall_seconds": self.wall_seconds(),
+            "window": dict(self.window),
+            **self.history_record,
+        }
 
     @property
     def steps(self) -> int:
@@ -207,23 +216,24 @@ class Trainer:
         self.step_started = now
         if step % self.config.report_every == 0 or step == self.config.steps:
             count = window["count"]
-            self.run.append_history(
-                {
-                    "step": step,
-                    "loss": window["loss"] / count,
-                    "accuracy": window["accuracy"] / count,
-                    "seconds_per_step": window["seconds"] / count,
-                    "wall_seconds": self.wall_seconds(),
-                }
-            )
-            self.window = window = {"loss": 0.0, "accuracy": 0.0, "count": 0, "seconds": 0.0}
+            row = {
+                "step": step,
+                "loss": window["loss"] / count,
+                "accuracy": window["accuracy"] / count,
+                "seconds_per_step": window["seconds"] / count,
+                "wall_seconds": self.wall_seconds(),
+            }
+            self.run.append_history(row)
+            self.history_record = self.session.history_record()
+            self.session.board.add_rows([row])
+            self.window = {"loss": 0.0, "accuracy": 0.0, "count": 0, "seconds": 0.0}
             crash_point("deep-history-written")
-        self.network.state = {"wall_seconds": self.wall_seconds(), "window": dict(window)}
+        self.network.state = self.commit_state()
 
     def save(self) -> None:
         """Commits in-memory weights (streamed ones commit every step)."""
         if self.network.weights is not self.file and self.steps != self.file.steps:
-            self.network.state = {"wall_seconds": self.wall_seconds(), "window": dict(self.window)}
+            self.network.state = self.commit_state()
             self.network.save(self.file)
 
     def fit(self) -> int:
@@ -232,23 +242,25 @@ class Trainer:
         images, labels = mnist_arrays("train")
         self.started = self.step_started = time.perf_counter()  # wall time counts training only
         progress = keras.utils.Progbar(config.steps - first, unit_name="step", verbose=self.verbose)
-        with deferred_interrupt() as interrupt:
-            for step in range(first, config.steps):
-                rows = batch_indices(config.seed, step, config.batch_size, len(images))
-                loss, accuracy = self.network.train_step(
-                    images[rows],
-                    labels[rows],
-                    config.layer_lr,
-                    config.head_lr,
-                    before_commit=self.before_commit,
-                )
-                crash_point("deep-step-done")
-                if config.in_memory and self.steps % config.save_every == 0:
-                    self.save()
-                progress.update(self.steps - first, [("loss", loss), ("accuracy", accuracy)])
-                if interrupt["stop"]:
-                    break
-            self.save()
+        for step in range(first, config.steps):
+            rows = batch_indices(config.seed, step, config.batch_size, len(images))
+            loss, accuracy = self.network.train_step(
+                images[rows],
+                labels[rows],
+                config.layer_lr,
+                config.head_lr,
+                before_commit=self.before_commit,
+            )
+            crash_point("deep-step-done")
+            if config.in_memory and self.steps % config.save_every == 0:
+                self.save()
+            progress.update(self.steps - first, [("loss", loss), ("accuracy", accuracy)])
+            if self.session.stop_requested:  # a signal: commit this step, then stop (exit 130)
+                self.save()
+                state = dict(self.network.state)
+                self.session.checkpoint = Checkpoint(self.file.steps, self.file.path, state, state)
+                self.session.raise_if_interrupted()
+        self.save()
         return self.steps - first
 
     def close(self) -> None:
@@ -256,55 +268,73 @@ class Trainer:
         self.file.close()
 
 
+def committed_checkpoint(run: RunFolder) -> Optional[Checkpoint]:
+    """The weights file as the lifecycle's checkpoint: its committed step and state (whose
+    `history_rows` / `history_sha256` the resume verifies); None before it exists."""
+    path = run.file(WEIGHTS)
+    if not path.exists():
+        return None
+    with FileWeights.open(path, "r") as weights:
+        steps, record = weights.steps, weights.record
+    state = unpack_record(record, path)[2] if record else {}
+    return Checkpoint(steps, path, state, state)
+
+
 def train(
     run: RunFolder, kernels: str = "auto", verbose: int = 1, threads: Optional[int] = None
 ) -> dict:
-    """Trains (or resumes) the run in `run` up to its config's steps; returns the metrics.
+    """Trains (or resumes) the run in `run` up to its config's steps inside the run
+    lifecycle; returns the metrics.
 
     Raises:
         DivergenceError: on a non-finite loss (the run is marked failed; the diverged step is
             not committed).
+        Interrupted: a signal stopped the run after committing its step in flight.
+        StorageError: the disk filled up (the last commit stays intact).
     """
-    config = run.config
-    trainer = Trainer(run, kernels, verbose, threads)
-    try:
-        run.truncate_history("step", trainer.committed)
-        network = trainer.network
-        if verbose:
-            storage = "in memory" if config.in_memory else f"streamed from {trainer.file.path}"
-            print(
-                f"deep core: {network.layers:,} layers, width {network.width}, "
-                f"{config.activation}, "
-                f"alpha {network.alpha:.3g}, chunk {network.chunk_layers:,}, {storage}, "
-                f"{describe_kernels(network.kernels)}; steps {trainer.steps} -> {config.steps}",
-                flush=True,
-            )
-        if trainer.steps >= config.steps and run.status == "finished":
+    started = bool(run.metrics().get("weights_created")) or not run.history().empty
+    with TrainingRun(
+        TASK,
+        run.config,
+        run,
+        steps_field="steps",
+        step_column="step",
+        verbose=verbose,
+        checkpoint_of=committed_checkpoint,
+        divergence_hint=f"--layer-lr {run.config.layer_lr:g} or --head-lr "
+        f"{run.config.head_lr:g} is likely too high",
+    ) as session:
+        config = session.config
+        if session.finished:
             print(
                 f"run {run.path} has finished its {config.steps} steps; raise --steps to continue."
             )
             return run.metrics()
-        run.mark_running()
+        trainer = Trainer(session, kernels, verbose, threads, started=started)
         try:
+            network = trainer.network
+            if verbose:
+                storage = "in memory" if config.in_memory else f"streamed from {trainer.file.path}"
+                print(
+                    f"deep core: {network.layers:,} layers, width {network.width}, "
+                    f"{config.activation}, alpha {network.alpha:.3g}, chunk "
+                    f"{network.chunk_layers:,}, {storage}, {describe_kernels(network.kernels)}; "
+                    f"steps {trainer.steps} -> {config.steps}",
+                    flush=True,
+                )
             steps_run = trainer.fit()
-        except DivergenceError as error:
-            run.mark_failed(str(error))
-            raise
-    finally:
-        trainer.close()
-    seconds = time.perf_counter() - trainer.started
-    metrics = {
-        "steps": trainer.steps,
-        "wall_seconds": trainer.wall_seconds(),
-        "seconds_per_step_last_session": seconds / max(steps_run, 1),
-        "kernels": network.kernels.kind,
-        "threads": getattr(network.kernels, "threads", None),
-    }
-    plot_curves(run)
-    if trainer.steps >= config.steps:
-        run.mark_finished(**metrics)
-    else:
-        run.update_metrics(metrics)
+        finally:
+            trainer.close()
+        seconds = time.perf_counter() - trainer.started
+        metrics = {
+            "steps": trainer.steps,
+            "wall_seconds": trainer.wall_seconds(),
+            "seconds_per_step_last_session": seconds / max(steps_run, 1),
+            "kernels": network.kernels.kind,
+            "threads": getattr(network.kernels, "threads", None),
+        }
+        plot_curves(run)
+        session.finish(**metrics)
     print(
         f"trained {steps_run} steps in {seconds:.1f} s ({seconds / max(steps_run, 1):.3f} s/step); "
         f"{trainer.steps} of {config.steps} steps done; run folder {run.path}"
@@ -341,17 +371,16 @@ def plot_curves(run: RunFolder) -> Optional[Path]:
 # --- eval ---------------------------------------------------------------------------------
 
 
-def open_run(path, given: Optional[dict] = None) -> RunFolder:
-    """An existing deep run folder, locked (eval writes its metrics); a one-line error for a
-    missing folder or another task's."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise RunFolderError(f"--run {path} is not a run folder (no config.json).")
-    record = read_json(path / "config.json")
-    task = record.get("task") if isinstance(record, dict) else None
-    if task != TASK:
-        raise RunFolderError(f"--run {path} holds a {task!r} run, not a {TASK!r} run.")
-    return RunFolder.open(path, TASK, DeepConfig(), given=given or {})
+def open_run(path) -> RunFolder:
+    """An existing deep run folder, locked (eval writes its metrics), its committed history
+    verified against the weights' commit; one-line errors for a missing or foreign folder."""
+    run = RunFolder.existing(path, TASK, DeepConfig(), needs=WEIGHTS)
+    try:
+        run.verify_history(committed_checkpoint(run))
+    except BaseException:
+        run.close()
+        raise
+    return run
 
 
 def evaluate(

@@ -8,6 +8,7 @@ Each time, the resumed run's history and weights (core, stem and head) must equa
 uninterrupted run.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -18,8 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import zoo.commits
 import zoo.deep.memory
 import zoo.deep.weights_file
+import zoo.files
 import zoo.runs
 from zoo.cli import main
 from zoo.deep import DeepNetwork, FileWeights
@@ -88,7 +91,8 @@ def crash_at(monkeypatch):
             if name == point and counts[name] == n:
                 raise Killed(f"{point}:{n}")
 
-        for module in (zoo.runs, zoo.deep.weights_file, zoo.deep.memory, train_module):
+        modules = (zoo.files, zoo.commits, zoo.runs, zoo.deep.weights_file, zoo.deep.memory)
+        for module in (*modules, train_module):
             monkeypatch.setattr(module, "crash_point", crash_point)
         return counts
 
@@ -257,3 +261,44 @@ def test_a_corrupt_weight_stops_training_in_one_line(tmp_path, synthetic_mnist, 
     assert main(["deep", "train", *TINY, "--run", str(run)]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "weights.bin" in error[0] and "fail their checksum" in error[0]
+
+
+@pytest.mark.parametrize("in_memory", [False, True], ids=["streamed", "in-memory"])
+def test_one_ctrl_c_commits_the_step_in_flight_and_exits_130(
+    tmp_path, synthetic_mnist, monkeypatch, capsys, in_memory
+):
+    flags = TINY + (IN_MEMORY if in_memory else [])
+    whole = tmp_path / "whole"
+    assert main(["deep", "train", *flags, "--run", str(whole)]) == 0
+    run = tmp_path / "run"
+    monkeypatch.setenv("ZOO_TEST_CRASH_AT", "deep-step-done:5")
+    monkeypatch.setenv("ZOO_TEST_CRASH_SIGNAL", "SIGINT")
+    zoo.files._crash_counts.clear()
+    capsys.readouterr()
+    assert main(["deep", "train", *flags, "--run", str(run)]) == 130
+    error = capsys.readouterr().err.strip().splitlines()
+    assert "finishing the step in flight" in error[0]
+    assert "interrupted after committing step 5" in error[-1]
+    assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
+    with FileWeights.open(run / "weights.bin", "r") as weights:
+        assert weights.steps == 5
+    monkeypatch.delenv("ZOO_TEST_CRASH_AT")
+    assert main(["deep", "train", *flags, "--run", str(run)]) == 0
+    assert_same_run(outcome(run), outcome(whole))
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_a_history_torn_inside_its_committed_rows_is_refused(
+    tmp_path, synthetic_mnist, capsys, command
+):
+    from tests import faults
+
+    run = tmp_path / "run"
+    assert main(["deep", "train", *TINY, "--run", str(run)]) == 0
+    faults.tear_history_row(run / "history.csv", row=1)
+    capsys.readouterr()
+    extra = ["--steps", "15"] if command == "train" else ["--samples", "10"]
+    flags = TINY if command == "train" else ["--kernels", "xla", "--quiet"]
+    assert main(["deep", command, *flags, *extra, "--run", str(run)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "history.csv" in error[0] and "changed or torn" in error[0]

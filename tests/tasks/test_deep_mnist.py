@@ -218,7 +218,7 @@ def test_resume_with_other_settings_and_foreign_folders(tmp_path, capsys):
         error = capsys.readouterr().err.strip()
         assert "holds a 'argmax' run, not a 'deep' run" in error and len(error.splitlines()) == 1
     assert main(["deep", "eval", "--run", str(tmp_path / "nothing")]) == 2
-    assert "not a run folder" in capsys.readouterr().err
+    assert "no such run folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
