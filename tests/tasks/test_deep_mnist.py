@@ -285,3 +285,22 @@ def test_cli_module_is_light():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
         == "[]"
     )
+
+
+@pytest.mark.parametrize(
+    "flags, figure",
+    [
+        (["--layers", "10000000000"], "1.6 TB of disk"),
+        (["--layers", "1000000", "--width", "64", "--in-memory"], "of memory"),
+    ],
+)
+def test_sizes_the_machine_cannot_hold_are_refused_before_anything_is_made(
+    tmp_path, capsys, monkeypatch, flags, figure
+):
+    monkeypatch.setenv("ZOO_FAKE_FREE_DISK", str(10**12))
+    monkeypatch.setenv("ZOO_FAKE_AVAILABLE_MEMORY", str(8 * 10**9))
+    run = tmp_path / "run"
+    assert main(["deep", "train", *flags, "--run", str(run)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and figure in error and "--layers" in error
+    assert not run.exists()
