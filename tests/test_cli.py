@@ -326,6 +326,9 @@ def test_every_needs_entry_names_a_real_command_and_extra():
     parser = zoo.cli.build_parser()
     tasks = parser._subparsers._group_actions[0].choices
     for (task, command), needs in zoo.cli.COMMAND_NEEDS.items():
+        assert task in tasks, task
+        if command is None:  # a command without subcommands (`zoo presets`)
+            continue
         commands = tasks[task]._subparsers._group_actions[0].choices
         assert command in commands, (task, command)
         assert set(needs.extras) <= set(EXTRAS), needs
@@ -342,3 +345,18 @@ def test_import_zoo_does_not_choose_the_backend():
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "None"
+
+
+def test_a_training_command_prints_its_first_line_before_tensorflow_loads(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['tensorflow'] = None\n"  # importing TensorFlow now fails
+        "from zoo.cli import main\n"
+        f"main(['memory-ae', 'train', '--run', {str(tmp_path / 'run')!r}])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.splitlines()[0] == "zoo memory-ae train: starting; TensorFlow loads next"

@@ -60,6 +60,9 @@ class Needs:
 # (task, command) -> what the command needs; a command not listed needs TensorFlow only.
 # `ibs-vs-lrd run` prepares its `--dataset` itself (the dataset is a flag or the run's saved
 # config), before its folder opens.
+# Commands that train: they print a first line before TensorFlow loads.
+TRAINING_COMMANDS = frozenset({"train", "run", "compare", "study", "tune"})
+
 COMMAND_NEEDS = {
     ("argmax", "tune"): Needs(extras=("tuner",)),
     ("ibs-vs-lrd", "run"): Needs(extras=("datasets",)),
@@ -196,6 +199,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0 if args.task is None else 2
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = getattr(args, "command", None)
+    if command in TRAINING_COMMANDS and not getattr(args, "quiet", False):
+        # The first line at once, before TensorFlow (several seconds) loads.
+        print(f"zoo {args.task} {command}: starting; TensorFlow loads next", flush=True)
     try:
         _apply_data_flags(args)
         check_requirements(args.task, getattr(args, "command", None), verbose=args.verbose)
