@@ -19,9 +19,7 @@ def plot_history(history, config: ArgMaxConfig, run: RunFolder) -> Path:
     plt = matplotlib_agg()
     figure, (loss_axes, err_axes) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     episodes = history["epoch"]
-    # The seed recipe's training loss is summed over the batch; show it per instance.
-    per_instance = config.batch_size if config.recipe == "seed" else 1
-    loss_axes.semilogy(episodes, history["loss"] / per_instance, label="training (episode mean)")
+    loss_axes.semilogy(episodes, history["loss"], label="training (episode mean)")
     loss_axes.semilogy(episodes, history["eval_loss"], label="evaluation (fresh scores)")
     loss_axes.set_ylabel("squared error per instance")
     err_axes.semilogy(episodes, history["err"], label="training (episode mean)")

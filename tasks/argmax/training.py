@@ -143,7 +143,7 @@ def run_episodes(
 
     Episode `e` (from 0) runs the global steps `e * steps_per_episode ..`, `execution_steps`
     per call; after each call the callbacks get `on_train_batch_end` with the episode's running
-    `loss` (the mean batch loss) and `err`, as `fit` reports them with `steps_per_execution`.
+    `loss` (squared error per instance, the scale of `eval_loss`) and `err`.
     A callback may stop the run with `model.stop_training`, as in `fit`.
     """
     loop = TrainingLoop(
@@ -156,6 +156,9 @@ def run_episodes(
         epochs=config.episodes,
         steps=config.steps_per_episode,
     )
+    # `loss` is logged per instance, on the scale of `eval_loss`, whatever the recipe's
+    # reduction (the seed's loss is summed over the batch).
+    scale = config.batch_size if make_loss(config).reduction == "sum" else 1
     model.stop_training = False
     callback_list.on_train_begin()
     logs = {}
@@ -170,7 +173,7 @@ def run_episodes(
             loss_sum += call_loss
             wrong += call_wrong
             steps += loop.steps
-            logs = {"err": wrong / (steps * config.batch_size), "loss": loss_sum / steps}
+            logs = {"err": wrong / (steps * config.batch_size), "loss": loss_sum / steps / scale}
             callback_list.on_train_batch_end(last_batch, logs)
             if model.stop_training:
                 break
