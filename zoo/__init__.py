@@ -15,7 +15,7 @@ models and the deep core, which need TensorFlow, on the TensorFlow backend; see 
 Keras 3 code that runs on TensorFlow, JAX and PyTorch; the tasks and `zoo.deep` need TensorFlow.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from zoo import _registry  # noqa: E402
 
