@@ -2,18 +2,16 @@
 checkpoint and model writes, between a schedule's last row and its model), rerun, and every
 schedule equals an uninterrupted run's; corrupt files are one-line errors naming the file."""
 
-import json
 import os
 import random
 import shutil
 import subprocess
 import sys
 
-import keras
-import numpy as np
 import pandas as pd
 import pytest
 
+from tests import faults
 from zoo.cli import main
 
 FLAGS = [
@@ -34,19 +32,12 @@ BATCHES = 19 + 19 + 19 + 18  # ceil(300 / 16) twice for lrd; batches 16 then 17 
 SEEDS = random.Random(20260002)
 
 
+COMMAND = faults.Command("zoo.cli", ("ibs-vs-lrd", "run"), tuple(FLAGS))
+
+
 def zoo(args, crash=None):
     """`zoo ibs-vs-lrd ...` in a fresh process, optionally killed at crash point `crash`."""
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("ZOO_TEST_CRASH_AT", None)
-    if crash:
-        env["ZOO_TEST_CRASH_AT"] = crash
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return faults.zoo("ibs-vs-lrd", *args, crash=crash)
 
 
 @pytest.fixture(scope="module")
@@ -59,28 +50,20 @@ def uninterrupted(tmp_path_factory, mnist_dir, tfds_dir):
 
 
 def assert_same_run(run, reference):
-    got, want = pd.read_csv(run / "history.csv"), pd.read_csv(reference / "history.csv")
+    got = pd.read_csv(run / "history.csv")
     assert list(zip(got["schedule"], got["epoch"])) == [
         (schedule, epoch) for schedule in SCHEDULES for epoch in (1, 2)
     ]  # none lost/repeated
-    columns = [column for column in want if column != "wall_seconds"]
-    pd.testing.assert_frame_equal(got[columns], want[columns])
+    faults.assert_same_run(
+        run, reference, model_files=[f"model_{schedule}.keras" for schedule in SCHEDULES]
+    )
     for schedule in SCHEDULES:
         assert got[got["schedule"] == schedule]["wall_seconds"].is_monotonic_increasing
-        name = f"model_{schedule}.keras"
-        got_weights = keras.saving.load_model(run / name).get_weights()
-        want_weights = keras.saving.load_model(reference / name).get_weights()
-        for got_weight, want_weight in zip(got_weights, want_weights):
-            np.testing.assert_array_equal(got_weight, want_weight)
-    assert json.loads((run / "metrics.json").read_text())["status"] == "finished"
+    assert faults.metrics(run)["status"] == "finished"
 
 
 def kill_and_resume(run, crash):
-    killed = zoo(["run", "--run", str(run), *FLAGS], crash=crash)
-    assert killed.returncode == 137, killed.stderr[-2000:]
-    resumed = zoo(["run", "--run", str(run), *FLAGS])
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    return resumed
+    return faults.kill_and_resume(COMMAND, run, crash)
 
 
 @pytest.mark.slow
