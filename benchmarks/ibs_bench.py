@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 
 from zoo.tasks.batch_schedules import ScheduleConfig, run_schedules  # noqa: E402
 from zoo.tasks.batch_schedules.data import load_split_data  # noqa: E402
-from zoo.tasks.batch_schedules.train import new_model  # noqa: E402
+from zoo.tasks.batch_schedules.training import new_model  # noqa: E402
 
 TORCH_SCRIPT = Path(__file__).resolve().parents[1].parent / "shared" / "bench" / "ibs_cnn_torch.sh"
 LOOPS = ("zoo", "keras_fit", "keras_fit_xla", "torch")

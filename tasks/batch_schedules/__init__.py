@@ -24,10 +24,10 @@ _EXPORTS = {
     "require_prepared": "data",
     "SimpleCNN": "models",
     "schedule_callbacks": "schedules",
-    "run_schedules": "train",
-    "train_schedule": "train",
-    "summarize": "reporting",
-    "report": "reporting",
+    "run_schedules": "training",
+    "train_schedule": "training",
+    "summarize": "report",
+    "report_run": "report",
     "SimpleCNNHyperModel": "hypermodel",
 }
 

@@ -91,7 +91,7 @@ def _run(args) -> int:
     from zoo.tf_quiet import import_tensorflow
 
     import_tensorflow(verbose=getattr(args, "verbose", False))
-    from .train import run_schedules
+    from .training import run_schedules
 
     run_schedules(
         config,
@@ -108,7 +108,7 @@ def _report(args) -> int:
     from zoo.tf_quiet import import_tensorflow
 
     import_tensorflow(verbose=getattr(args, "verbose", False))
-    from .reporting import report
+    from .report import report_run
 
-    report(args.run)
+    report_run(args.run)
     return 0

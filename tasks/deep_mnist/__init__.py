@@ -20,10 +20,10 @@ _EXPORTS = {
     "batch_indices": "data",
     "mnist_arrays": "data",
     "DeepMNIST": "models",
-    "train": "train",
-    "evaluate": "train",
-    "open_run": "train",
-    "WEIGHTS": "train",
+    "train": "training",
+    "evaluate": "training",
+    "open_run": "training",
+    "WEIGHTS": "training",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -113,7 +113,7 @@ def _open(args: argparse.Namespace):
 def _init_command(args: argparse.Namespace) -> int:
     run = _open(args)
     with run:
-        from zoo.tasks.deep_mnist.train import WEIGHTS, open_weights
+        from zoo.tasks.deep_mnist.training import WEIGHTS, open_weights
 
         existed = run.file(WEIGHTS).exists()
         weights = open_weights(run, run.config, verbose=0 if args.quiet else 1)
@@ -132,7 +132,7 @@ def _train_command(args: argparse.Namespace) -> int:
     _check_threads(args)
     run = _open(args)
     with run:
-        from zoo.tasks.deep_mnist.train import train
+        from zoo.tasks.deep_mnist.training import train
 
         train(run, kernels=args.kernels, verbose=0 if args.quiet else 1, threads=args.threads)
     return 0
@@ -145,7 +145,7 @@ def _eval_command(args: argparse.Namespace) -> int:
     from zoo.tf_quiet import import_tensorflow
 
     import_tensorflow(verbose=getattr(args, "verbose", False))
-    from zoo.tasks.deep_mnist.train import evaluate, open_run
+    from zoo.tasks.deep_mnist.training import evaluate, open_run
 
     with open_run(args.run) as run:
         evaluate(

@@ -26,7 +26,7 @@ import zoo.files
 import zoo.runs
 from zoo.cli import main
 from zoo.deep import DeepNetwork, FileWeights
-from zoo.tasks.deep_mnist import train as train_module
+from zoo.tasks.deep_mnist import training as train_module
 
 TINY = [
     "--layers",

@@ -154,8 +154,15 @@ def test_the_example_is_the_command(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
-def test_unprepared_cifar10_fails_fast_offline_and_creates_no_folder(tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "ZOO_TFDS_DIR": str(tmp_path / "tfds")}
+def test_unprepared_cifar10_fails_fast_without_downloads_and_creates_no_folder(tmp_path):
+    # ZOO_NO_DOWNLOAD: a test never fetches from the internet (tests/test_download.py covers
+    # the download path against a local server).
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "ZOO_TFDS_DIR": str(tmp_path / "tfds"),
+        "ZOO_NO_DOWNLOAD": "1",
+    }
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "zoo.cli", "ibs-vs-lrd", "run", "--run", str(tmp_path / "r")],
@@ -167,7 +174,7 @@ def test_unprepared_cifar10_fails_fast_offline_and_creates_no_folder(tmp_path):
     assert time.monotonic() - started < 10
     assert result.returncode == 2
     assert "cifar10 is not prepared" in result.stderr and "--manual-dir" in result.stderr
-    assert "manual_dir" in result.stderr and result.stderr.count("\n") == 1
+    assert "downloads are off" in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "r").exists() and not (tmp_path / "tfds" / "downloads").exists()
 
 

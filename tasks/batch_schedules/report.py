@@ -6,9 +6,18 @@ from pathlib import Path
 from matplotlib.ticker import MaxNLocator
 
 from zoo.errors import RunFolderError, UsageError
-from zoo.runs import CONFIG, RunFolder, matplotlib_agg, read_json
+from zoo.runs import RunFolder, matplotlib_agg
 
 from .config import TASK, ScheduleConfig
+
+# The schedules whose model is saved, with their epochs and wall time (written by `train`).
+DONE_FILE = "schedules.json"
+
+
+def done_schedules(run: RunFolder) -> dict:
+    """`{schedule: {"epochs": E, "wall_seconds": W}}` of the schedules whose model is saved."""
+    return run.read_json(DONE_FILE) if run.file(DONE_FILE).exists() else {}
+
 
 NAMES = {
     "lrd": "lrd (learning-rate decay)",
@@ -74,8 +83,6 @@ def plot(history, run: RunFolder, config: ScheduleConfig) -> Path:
 
 def write_report(run: RunFolder, config: ScheduleConfig):
     """Summary and plot of the schedules whose model is saved; returns the summary."""
-    from .train import done_schedules
-
     done = [schedule for schedule in config.schedules if schedule in done_schedules(run)]
     if not done:
         raise UsageError(f"--run {run.path} has no finished schedule to report yet.")
@@ -87,14 +94,11 @@ def write_report(run: RunFolder, config: ScheduleConfig):
     return summary
 
 
-def report(path) -> Path:
+def report_run(path) -> Path:
     """`zoo ibs-vs-lrd report`: rewrites `summary.csv` and the plot of the run at `path`
     (its finished schedules) and prints the summary."""
     path = Path(path)
-    if not (path / CONFIG).is_file():
-        raise RunFolderError(f"--run {path} holds no zoo run (no {CONFIG}).")
-    read_json(path / CONFIG)
-    with RunFolder.open(path, TASK, ScheduleConfig(), given={}) as run:
+    with RunFolder.existing(path, TASK, ScheduleConfig()) as run:
         if run.status == "failed":
             raise RunFolderError(
                 f"--run {path} failed ({run.metrics().get('error')}); nothing to report."

@@ -26,20 +26,14 @@ from zoo.runs import RunFolder
 from .config import TASK, ScheduleConfig
 from .data import load_split_data
 from .models import SimpleCNN
-from .reporting import write_report
+from .report import DONE_FILE, done_schedules, write_report
 from .schedules import schedule_callbacks
 
-DONE_FILE = "schedules.json"
 DIVERGENCE_HINT = "the learning rate is likely too high for plain SGD"
 
 
 def model_file(schedule: str) -> str:
     return f"model_{schedule}.keras"
-
-
-def done_schedules(run: RunFolder) -> dict:
-    """`{schedule: {"epochs": E, "wall_seconds": W}}` of the schedules whose model is saved."""
-    return run.read_json(DONE_FILE) if run.file(DONE_FILE).exists() else {}
 
 
 def new_model(config: ScheduleConfig, input_shape) -> keras.Model:
