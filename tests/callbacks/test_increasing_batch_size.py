@@ -16,6 +16,8 @@ from zoo.callbacks.increasing_batch_size import IncreasingBatches, shape_buckets
 from zoo.data import ResizableBatches
 from zoo.errors import UsageError
 
+pytestmark = pytest.mark.backend  # run on TensorFlow, JAX and PyTorch (make test-backends)
+
 N = 50  # examples; column 0 of x is the example's id
 SCHEDULE = {"initial": 4, "growth": 2.0, "maximum": 16}
 BATCHES = [4, 8, 16, 16]  # the schedule's first epochs
