@@ -44,7 +44,10 @@ def test_a_damaged_preset_is_one_line_and_never_loaded(tmp_path):
 
 
 def test_unknown_preset_names_the_known_ones():
-    with pytest.raises(UsageError, match="`--preset` must be one of argmax-seed, got 'nope'"):
+    with pytest.raises(
+        UsageError,
+        match="`--preset` must be one of argmax-seed, mnist-cnn-ibs-equivalent, mnist-cnn-lrd, got 'nope'",
+    ):
         from_preset("nope")
 
 
@@ -61,3 +64,14 @@ def test_zoo_argmax_test_runs_the_seed_protocol_on_a_preset(capsys):
     assert main(["argmax", "test", "--preset", "argmax-seed", "--batches", "4"]) == 0
     out = capsys.readouterr().out
     assert "Err" in out
+
+
+@pytest.mark.parametrize("name", ["mnist-cnn-lrd", "mnist-cnn-ibs-equivalent"])
+def test_the_mnist_cnn_presets_classify_the_test_images(name, mnist_test_arrays):
+    images, labels = mnist_test_arrays
+    model = from_preset(name)
+    x = images[:2000].astype("float32")  # pixels in [0, 1], as the CNN was trained
+    x = x.reshape((-1, 28, 28, 1))
+    predictions = np.asarray(model.predict(x, batch_size=500, verbose=0)).argmax(axis=1)
+    accuracy = float(np.mean(predictions == labels[:2000]))
+    assert accuracy > 0.97, accuracy  # each measured about 0.989 on all 10,000
