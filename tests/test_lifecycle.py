@@ -255,7 +255,7 @@ def tensorboard_events(run: Path) -> tuple:
     return found, tags
 
 
-def test_tensorboard_shows_every_committed_epoch_once_even_after_a_kill(reference, tmp_path):
+def test_tensorboard_shows_every_committed_epoch_and_the_config(reference):
     import pandas as pd
 
     history = pd.read_csv(reference / "history.csv")
@@ -263,6 +263,10 @@ def test_tensorboard_shows_every_committed_epoch_once_even_after_a_kill(referenc
     assert [step for step, _ in found["loss"]] == list(range(1, EPOCHS + 1))
     assert [value for _, value in found["loss"]] == pytest.approx(list(history["loss"]), rel=1e-6)
     assert "_hparams_/session_start_info" in tags  # the config, as HParams
+
+
+@pytest.mark.slow
+def test_tensorboard_never_shows_a_rolled_back_epoch(tmp_path):
     run = tmp_path / "run"
     faults.kill_and_resume(TOY, run, "history-written:3")
     found, _ = tensorboard_events(run)
