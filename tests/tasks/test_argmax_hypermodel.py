@@ -172,6 +172,7 @@ def test_without_keras_tuner_the_task_works_and_tune_names_the_extra(tmp_path):
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("zoo:")]
     assert lines == [
-        'zoo: error: keras-tuner is not installed: pip install "experiment-zoo[tuner]".'
+        "zoo: error: `zoo argmax tune` needs keras_tuner (not installed): "
+        'pip install "experiment-zoo[tuner]".'
     ]
     assert not (tmp_path / "search").exists()
