@@ -46,7 +46,7 @@ def test_a_damaged_preset_is_one_line_and_never_loaded(tmp_path):
 def test_unknown_preset_names_the_known_ones():
     with pytest.raises(
         UsageError,
-        match="`--preset` must be one of argmax-seed, mnist-cnn-ibs-equivalent, "
+        match="`--preset` must be one of argmax-improved, argmax-seed, mnist-cnn-ibs-equivalent, "
         "mnist-cnn-lrd, got 'nope'",
     ):
         from_preset("nope")
