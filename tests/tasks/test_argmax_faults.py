@@ -134,6 +134,7 @@ def test_kill_9_at_a_random_time_then_resume_equals_uninterrupted(tmp_path, refe
     assert_same_run(run, reference)
 
 
+@pytest.mark.slow  # 14 s; the lock in the default run: tests/test_runs.py
 def test_a_second_process_on_the_same_folder_exits_at_once(tmp_path, capsys):
     run = tmp_path / "run"
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")

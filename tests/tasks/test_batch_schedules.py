@@ -265,6 +265,7 @@ def test_report_rewrites_summary_and_plot(finished_run, tmp_path, capsys):
     assert (copy / "ibs_vs_lrd.png").exists()
 
 
+@pytest.mark.slow  # 30 s; foreign folders in the default run: tests/test_runs.py
 def test_another_tasks_folder_is_refused_untouched(
     tmp_path, mnist_dir, tfds_dir, capsys, monkeypatch
 ):

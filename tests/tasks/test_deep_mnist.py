@@ -96,6 +96,7 @@ def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env)
     assert set(config["versions"]) >= {"zoo", "tensorflow", "keras", "python"}
 
 
+@pytest.mark.slow  # 31 s; one vs two threads bit for bit: tests/deep/test_native_kernels.py
 def test_a_resume_with_another_thread_count_continues_bit_for_bit(tmp_path, mnist_env):
     """`--threads` is not part of the run: native kernels give the same bits with 1 or 2."""
     # 300-layer chunks: enough work per call for the kernels to use the second thread.

@@ -57,6 +57,7 @@ def kill_and_resume(run, crash):
     faults.kill_and_resume(COMMAND, run, crash)
 
 
+@pytest.mark.slow  # 48 s; the toy's suite kills inside an epoch in the default run
 def test_kill_inside_an_epoch_resumes_exactly(uninterrupted, tmp_path):
     run = tmp_path / "run"
     kill_and_resume(run, f"train-batch:{SEEDS.randint(7, BATCHES - 1)}")

@@ -79,6 +79,7 @@ def assert_resumes_to_the_reference(run, reference, crash_at):
     assert not list(run.rglob(".*.tmp*")), "a stale temporary file was left behind"
 
 
+@pytest.mark.slow  # 20 s; kills inside writes in the default run: tests/test_lifecycle.py
 def test_a_kill_inside_a_seeded_atomic_write_resumes_to_the_same_results(tmp_path, reference):
     # The sweep's atomic writes: config, metrics, oracle, tuner and trial files (about 20 for
     # two experiments); a seeded instant among the first 6, before any experiment has run, so
