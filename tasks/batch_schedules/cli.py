@@ -3,8 +3,22 @@
 from pathlib import Path
 
 from zoo.config import add_config_arguments, given_flags
+from zoo.resources import require_memory
 
 from .config import QUICK, TASK, ScheduleConfig, add_schedules
+
+# Examples and pixels per example of each data set (train + test), for the memory estimate.
+DATASET_SIZES = {"mnist": (70_000, 784), "fashion_mnist": (70_000, 784), "cifar10": (60_000, 3072)}
+
+
+def estimated_bytes(dataset: str) -> int:
+    """Memory a comparison needs, about: the images as float32 held twice (loaded and split),
+    and the CNN's activations for the largest batch (a tenth of the training set), forward and
+    backward."""
+    examples, pixels = DATASET_SIZES.get(dataset, (70_000, 3072))
+    largest_batch = examples // 10
+    per_example = 13 * 13 * 32 + 6 * 6 * 32 + 5 * 5 * 32 + 5 * 5 * 16 + 512 + 10
+    return 4 * (2 * examples * pixels + 3 * largest_batch * per_example)
 
 
 def register(subparsers) -> None:
@@ -86,6 +100,7 @@ def _run(args) -> int:
     # Before the run folder is opened, and before TensorFlow loads: a missing data set fails
     # at once and leaves nothing behind.
     dataset = given.get("dataset") or saved.get("dataset") or config.dataset
+    require_memory(estimated_bytes(dataset), f"--dataset {dataset}")
     require_prepared(dataset, args.data_dir, args.manual_dir)
 
     from zoo.tf_quiet import import_tensorflow

@@ -374,3 +374,14 @@ def test_simple_cnn_hypermodel_runs_a_keras_tuner_search(tmp_path, mnist_test_ar
     best = tuner.get_best_hyperparameters()[0]
     assert best.get("schedule") in ("lrd", "ibs-equivalent")
     assert len(tuner.oracle.trials) == 2
+
+
+def test_a_data_set_this_machine_cannot_hold_is_refused_before_anything(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("ZOO_FAKE_AVAILABLE_MEMORY", str(300 * 10**6))
+    run = tmp_path / "run"
+    assert main(["ibs-vs-lrd", "run", "--dataset", "cifar10", "--run", str(run), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--dataset cifar10 need about" in error
+    assert not run.exists()
