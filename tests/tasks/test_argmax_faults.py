@@ -89,6 +89,7 @@ def crash_then_resume(tmp_path, crash_at):
     return run
 
 
+@pytest.mark.slow  # 24 s; the toy's suite kills at commit instants in the default run
 def test_kill_between_history_row_and_checkpoint_loses_and_repeats_nothing(tmp_path, reference):
     # The issue's case: killed after episode 2's row, before episode 2 was committed.
     run = crash_then_resume(tmp_path, "history-written:2")

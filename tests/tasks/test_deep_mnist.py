@@ -30,6 +30,7 @@ def test_batches_are_drawn_with_replacement_reproducibly():
     assert first.min() >= 0 and first.max() < 60000
 
 
+@pytest.mark.slow  # 42 s; deep resumes in the default run: tests/deep/test_crash_safety.py
 def test_resume_with_more_steps_continues_the_same_sequence(tmp_path, mnist_env):
     assert (
         main(
