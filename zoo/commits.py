@@ -90,6 +90,12 @@ class CommitLog:
             columns, rows = self.history_rows()
             self._write_history(columns, [row for row, drop in zip(rows, ahead) if not drop])
 
+    def history_record(self) -> dict:
+        """What a commit records of the history: its row count and their SHA-256, which a
+        resume verifies (`verify_history`)."""
+        columns, rows = self.history_rows()
+        return {"history_rows": len(rows), "history_sha256": rows_digest(columns, rows)}
+
     def verify_history(self, checkpoint: Optional["Checkpoint"] = None) -> Optional[int]:
         """Checks that `history.csv` still holds every row the commit record counted, unchanged
         (row count and SHA-256); returns that count, or None for a record without them (an
@@ -156,13 +162,11 @@ class CommitLog:
         payload = folder / f"ckpt-{int(step)}{suffix}"
         atomic_write(payload, save)
         crash_point("checkpoint-before-commit")
-        columns, rows = self.history_rows()
         record = {
             "step": int(step),
             "file": f"{CHECKPOINTS}/{payload.name}",
             "state": state or {},
-            "history_rows": len(rows),
-            "history_sha256": rows_digest(columns, rows),
+            **self.history_record(),
         }
         self.write_json(CHECKPOINT, record)
         crash_point("checkpoint-after-commit")

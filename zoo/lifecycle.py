@@ -67,7 +67,7 @@ from typing import Any, Callable, Optional
 from zoo.board import RunBoard
 from zoo.commits import Checkpoint
 from zoo.errors import Interrupted, ZooError
-from zoo.files import STORAGE_ERRNOS, crash_point, rows_digest, storage_error
+from zoo.files import STORAGE_ERRNOS, crash_point, storage_error
 from zoo.runs import RESERVE, RunFolder
 from zoo.training import CommitEpoch, StopOnNonFinite, TrainingState, WallTime
 
@@ -258,8 +258,7 @@ class TrainingRun:
     def history_record(self) -> dict:
         """The history's committed-rows record (`history_rows`, `history_sha256`), for a
         checkpoint kind that writes its own commit record: store it in the same commit."""
-        columns, rows = self.run.history_rows()
-        return {"history_rows": len(rows), "history_sha256": rows_digest(columns, rows)}
+        return self.run.history_record()
 
     def raise_if_interrupted(self) -> None:
         """After a commit: raises `Interrupted` if a signal asked the run to stop."""

@@ -86,16 +86,16 @@ class MemoryAEConfig:
         self.code_dims = check_positive_int("--code-dims", self.code_dims)
         if self.code_dims > PIXELS:
             raise UsageError(f"`--code-dims` must be at most {PIXELS}, got {self.code_dims}.")
-        self.slots = _bounded_int("--slots", self.slots, 1000)
-        self.subnets = _bounded_int("--subnets", self.subnets, 1000)
-        self.hidden = _bounded_int("--hidden", self.hidden, MAX_WIDTH)
+        self.slots = bounded_int("--slots", self.slots, 1000)
+        self.subnets = bounded_int("--subnets", self.subnets, 1000)
+        self.hidden = bounded_int("--hidden", self.hidden, MAX_WIDTH)
         self.floss_weight = check_float("--floss-weight", self.floss_weight, low=0.0)
         parse_sigma(self.sigma)
         self.learning_rate = check_float(
             "--learning-rate", self.learning_rate, low=0.0, low_inclusive=False, high=MAX_RATE
         )
-        self.epochs = _bounded_int("--epochs", self.epochs, MAX_EPOCHS)
-        self.batch_size = _bounded_int("--batch-size", self.batch_size, MAX_BATCH_SIZE)
+        self.epochs = bounded_int("--epochs", self.epochs, MAX_EPOCHS)
+        self.batch_size = bounded_int("--batch-size", self.batch_size, MAX_BATCH_SIZE)
         self.train_limit = check_non_negative_int("--train-limit", self.train_limit)
         if self.train_limit > MNIST_TRAIN_IMAGES:
             raise UsageError(
@@ -215,7 +215,7 @@ class CompareConfig:
         return MemoryAEConfig(**{**shared, **VARIANTS[name]})
 
 
-def _bounded_int(name: str, value, maximum: int) -> int:
+def bounded_int(name: str, value, maximum: int) -> int:
     value = check_positive_int(name, value)
     if value > maximum:
         raise UsageError(f"`{name}` must be at most {maximum:,}, got {value:,}.")

@@ -8,7 +8,9 @@ import re
 from typing import NamedTuple, Optional
 
 from zoo.errors import UsageError
-from zoo.validation import check_float, check_non_negative_int, check_positive_int
+from zoo.validation import check_float, check_non_negative_int
+
+from .config import bounded_int
 
 TASK = "memory-ae-study"
 PIXELS = 784
@@ -132,12 +134,12 @@ class StudyConfig:
         if len(set(self.conditions)) != len(self.conditions):
             raise UsageError(f"`--conditions` names a condition twice: {self.conditions}.")
         for field in ("setmin_epochs", "memory_epochs"):
-            _bounded("--" + field.replace("_", "-"), getattr(self, field), 10_000)
-        self.subnets = _bounded("--subnets", self.subnets, 100)
-        self.slots = _bounded("--slots", self.slots, 1000)
-        self.hidden = _bounded("--hidden", self.hidden, 1 << 16)
-        self.batch_size = _bounded("--batch-size", self.batch_size, 1 << 20)
-        self.memory_code_dims = _bounded("--memory-code-dims", self.memory_code_dims, PIXELS)
+            bounded_int("--" + field.replace("_", "-"), getattr(self, field), 10_000)
+        self.subnets = bounded_int("--subnets", self.subnets, 100)
+        self.slots = bounded_int("--slots", self.slots, 1000)
+        self.hidden = bounded_int("--hidden", self.hidden, 1 << 16)
+        self.batch_size = bounded_int("--batch-size", self.batch_size, 1 << 20)
+        self.memory_code_dims = bounded_int("--memory-code-dims", self.memory_code_dims, PIXELS)
         self.relaxation = check_float(
             "--relaxation", self.relaxation, low=0.0, high=1.0, high_inclusive=False
         )
@@ -153,10 +155,3 @@ class StudyConfig:
             raise UsageError(f"`--seed` must be below 2**32, got {self.seed}.")
         for name in self.conditions:
             parse_condition(name, self.memory_code_dims)
-
-
-def _bounded(flag: str, value, maximum: int) -> int:
-    value = check_positive_int(flag, value)
-    if value > maximum:
-        raise UsageError(f"`{flag}` must be at most {maximum:,}, got {value:,}.")
-    return value
