@@ -90,10 +90,33 @@ class IncreasingBatches(ResizableBatches):
     ([4.0, 4.0, 4.0, 4.0], [4.0, 0.0, 0.0, 0.0])
     """
 
+    _graph_twin = True  # `tf_dataset()` computes this class's `__getitem__`
+    _yields_weights = True
+
     def __init__(self, *args: Any, **kwargs: Any):
+        self._padded_size: Optional[int] = None
+        self._mean_reduction = True
         super().__init__(*args, **kwargs)
-        self.padded_size: Optional[int] = None
-        self.mean_reduction = True
+
+    @property
+    def padded_size(self) -> Optional[int]:
+        """The size every batch is padded to, or `None` for the true batches."""
+        return self._padded_size
+
+    @padded_size.setter
+    def padded_size(self, value: Optional[int]) -> None:
+        self._padded_size = None if value is None else check_positive_int("padded_size", value)
+        self._sync_graph()
+
+    @property
+    def mean_reduction(self) -> bool:
+        """Whether the loss averages over the batch (real rows then weigh padded / true)."""
+        return self._mean_reduction
+
+    @mean_reduction.setter
+    def mean_reduction(self, value: bool) -> None:
+        self._mean_reduction = bool(value)
+        self._sync_graph()
 
     def row_weight(self, true_size: int) -> float:
         """The sample weight of each real row of a batch of `true_size` rows."""
@@ -174,8 +197,12 @@ def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
             "`data_adapter`."
         )
     training_data = getattr(adapter, "py_dataset", None)
-    if training_data is not None and "shuffle" not in vars(adapter):
+    from_py_dataset = training_data is not None
+    if from_py_dataset and "shuffle" not in vars(adapter):
         raise RuntimeError(f"{unsupported}: PyDatasetAdapter lacks `shuffle`.")
+    if not from_py_dataset:  # `ResizableBatches.tf_dataset()`, which names its batches
+        dataset = getattr(adapter, "_dataset", None)
+        training_data = getattr(dataset, "_zoo_resizable_batches", None)
 
     def set_steps(steps: int) -> None:
         iterator._num_batches = steps
@@ -189,6 +216,8 @@ def _running_fit(callback: keras.callbacks.Callback) -> _FitLoop:
                     other.progbar.target = steps
 
     def keep_batch_order() -> None:
+        if not from_py_dataset:  # a tf.data dataset: Keras never reorders it
+            return
         adapter.shuffle = False
         enqueuer = getattr(adapter, "enqueuer", None)
         if enqueuer is not None:
@@ -272,6 +301,16 @@ class IncreasingBatchSize(keras.callbacks.Callback):
       normalization) see the padding rows; the logged epoch `loss` weighs each
       batch by its padded size (only the last partial batch differs).
 
+    **TensorFlow: pass `data.tf_dataset()`** (or `data.for_fit()`, which picks
+    it on TensorFlow and the object itself elsewhere). Keras reads a
+    `PyDataset` on TensorFlow through `tf.data.Dataset.from_generator`, whose
+    kernel fixes glibc's mmap threshold at 128 KiB for the whole process
+    (TensorFlow's Python 3.11 memory patch); every large buffer is then
+    mapped and page-faulted afresh, which made the seed's CNN epochs about
+    twice as slow, and every later `fit` in the process too. The dataset
+    `tf_dataset()` returns computes the same batches inside `tf.data` (exactly
+    `data[i]`), and this callback drives it as it drives the object.
+
     **Order.** The order of epoch `e` is the dataset's own permutation drawn
     from `(seed, e)`, whatever `fit`'s `shuffle` says: this callback turns off
     Keras's reordering of the batches (which draws from Python's global
@@ -282,7 +321,7 @@ class IncreasingBatchSize(keras.callbacks.Callback):
     The dataset driven is the one `fit` trains on, read from the running
     `fit`: validation data of any kind (arrays, `tf.data`, a `PyDataset`,
     another `ResizableBatches`, one made by `ibs.dataset` too) is never
-    resized. Training on anything but a `ResizableBatches`, passing
+    resized. Training on anything but a `ResizableBatches` (or its `tf_dataset()`), passing
     `steps_per_epoch` (the epoch is one pass over the data here), a second
     `IncreasingBatchSize` on the same `fit`, or a plain `ResizableBatches` with
     a step compiled per shape, is a `UsageError` before any update. Place it
@@ -304,7 +343,7 @@ class IncreasingBatchSize(keras.callbacks.Callback):
     >>> data = ibs.dataset(np.zeros((16, 1)), np.zeros((16, 1)), seed=0)
     >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     >>> model.compile("sgd", "mse")
-    >>> history = model.fit(data, epochs=3, callbacks=[ibs], verbose=0)
+    >>> history = model.fit(data.for_fit(), epochs=3, shuffle=False, callbacks=[ibs], verbose=0)
     >>> history.history["batch_size"], history.history["parameter_updates"]
     ([2, 4, 8], [8, 12, 14])
 
@@ -345,8 +384,9 @@ class IncreasingBatchSize(keras.callbacks.Callback):
     ) -> IncreasingBatches:
         """An `IncreasingBatches` over `(x, y)` starting at batch size `initial`.
 
-        Pass it to `fit` as the training data; building validation data this
-        way is harmless (only the training data is resized, never padded).
+        Pass it to `fit` as the training data, as `data.for_fit()` (on
+        TensorFlow, `data.tf_dataset()`); building validation data this way is
+        harmless (only the training data is resized, never padded).
         """
         return IncreasingBatches(x, y, batch_size=self.initial, shuffle=shuffle, seed=seed)
 

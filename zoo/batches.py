@@ -1,7 +1,8 @@
 """`ResizableBatches`: in-memory batches whose size may change between epochs, the data side of
 `zoo.callbacks.IncreasingBatchSize` (also importable as `zoo.data.ResizableBatches`).
 
-Keras 3 code: it runs on TensorFlow, JAX and PyTorch.
+Keras 3 code: it runs on TensorFlow, JAX and PyTorch. On TensorFlow, `tf_dataset()` gives the
+same batches computed inside `tf.data` (see `ResizableBatches.tf_dataset` for why that matters).
 """
 
 import math
@@ -75,6 +76,7 @@ class ResizableBatches(keras.utils.PyDataset):
         if seed is not None:
             check_non_negative_int("seed", seed)
         self.seed = seed
+        self._graph: Optional[_GraphBatches] = None
         # With no seed, one drawn now keeps every epoch's order a function of the epoch.
         self._seed = int(np.random.SeedSequence().entropy) if seed is None else int(seed)
         self.batch_size = batch_size
@@ -88,6 +90,7 @@ class ResizableBatches(keras.utils.PyDataset):
     @batch_size.setter
     def batch_size(self, value: int) -> None:
         self._batch_size = check_positive_int("batch_size", value)
+        self._sync_graph()
 
     @property
     def epoch(self) -> int:
@@ -102,6 +105,7 @@ class ResizableBatches(keras.utils.PyDataset):
             self._order = rng.permutation(len(self.x))
         else:
             self._order = np.arange(len(self.x))
+        self._sync_graph()
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self._batch_size)
@@ -114,3 +118,131 @@ class ResizableBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self) -> None:
         self.epoch = self._epoch + 1
+
+    # `tf_dataset` computes the batches of the class that sets this in its own body, so a
+    # subclass with its own `__getitem__` (augmentation, say) is refused there.
+    _graph_twin = True
+    # Whether batches are `(x, y, sample_weight)` (padded when `padded_size` is set).
+    _yields_weights = False
+
+    def tf_dataset(self):
+        """These batches as a `tf.data.Dataset` computed inside TensorFlow (TensorFlow only).
+
+        Pass it to `fit` instead of this object on the TensorFlow backend, with a
+        `zoo.callbacks.IncreasingBatchSize` driving the epochs (it finds this object behind
+        the dataset). Every iterator of the dataset serves the epoch and batch size this
+        object holds when it is read, batch by batch, exactly `self[i]`; the arrays are
+        copied into TensorFlow once.
+
+        Why: on TensorFlow, Keras reads a `PyDataset` through
+        `tf.data.Dataset.from_generator`, whose kernel calls, at its first use in a process,
+        `mallopt(M_MMAP_THRESHOLD, 128 KiB)` (TensorFlow's `ApplyPython311MemoryPatch`).
+        That turns off glibc's adaptive threshold for the whole process: every buffer over
+        128 KiB the heap cannot serve becomes a fresh `mmap`, page-faulted in and unmapped
+        again. On this project's MNIST CNN that made each epoch about twice as slow (ten
+        times the page faults, system time as large as user time), and every later `fit` in
+        the process too. This dataset runs no Python per batch and creates no such kernel.
+
+        Raises:
+            UsageError: `x` or `y` is not a NumPy array, or a subclass overrides
+                `__getitem__` (its batches cannot be computed in the graph).
+
+        Example:
+
+        >>> import numpy as np
+        >>> data = ResizableBatches(np.arange(10), np.arange(10), batch_size=4, seed=0)
+        >>> [x.tolist() for x, _ in data.tf_dataset().as_numpy_iterator()] == [
+        ...     data[i][0].tolist() for i in range(3)]
+        True
+        >>> data.batch_size = 5  # the dataset follows the object
+        >>> [len(x) for x, _ in data.tf_dataset().as_numpy_iterator()]
+        [5, 5]
+        """
+        if self._graph is None:
+            owner = next(c for c in type(self).__mro__ if "__getitem__" in vars(c))
+            if not vars(owner).get("_graph_twin", False):
+                raise UsageError(
+                    f"`tf_dataset()` computes the batches of {owner.__name__}'s parent, but "
+                    f"{owner.__name__} overrides `__getitem__`: pass the object itself to `fit`."
+                )
+            for name, array in (("x", self.x), ("y", self.y)):
+                if not isinstance(array, np.ndarray):
+                    raise UsageError(
+                        f"`tf_dataset()` needs `{name}` to be a NumPy array, got "
+                        f"{type(array).__name__}."
+                    )
+            self._graph = _GraphBatches(self)
+        return self._graph.dataset
+
+    def for_fit(self):
+        """What to pass to `fit` as the training data on the running backend:
+        `tf_dataset()` on TensorFlow, this object on JAX and PyTorch (whose data adapters
+        read a `PyDataset` without `tf.data`)."""
+        if keras.backend.backend() == "tensorflow":
+            return self.tf_dataset()
+        return self
+
+    def _sync_graph(self) -> None:
+        if getattr(self, "_graph", None) is not None:
+            self._graph.sync()
+
+
+class _GraphBatches:
+    """The graph twin of a `ResizableBatches` (see `ResizableBatches.tf_dataset`): the arrays as
+    constants, the epoch's order, batch size and padding as variables that `sync` loads, and
+    a dataset whose batch `i` is `batches[i]`, computed when it is read."""
+
+    def __init__(self, batches: ResizableBatches):
+        import tensorflow as tf
+
+        self.batches = batches
+        n = len(batches.x)
+        with tf.device("/CPU:0"):
+            self.x = tf.constant(batches.x)
+            self.y = tf.constant(batches.y)
+            self.order = tf.Variable(np.zeros(n, np.int64), trainable=False)
+            self.batch_size = tf.Variable(np.int64(1), trainable=False)
+            self.padded_size = tf.Variable(np.int64(0), trainable=False)  # 0: no padding
+            self.reweigh = tf.Variable(False, trainable=False)  # real rows weigh padded/true
+        self.sync()
+        # No prefetching: a batch is computed when the train step reads it, so always from
+        # the epoch the callbacks have just set (Keras makes the next epoch's iterator
+        # before `on_epoch_begin`).
+        self.dataset = tf.data.Dataset.range(n).take_while(self._in_epoch).map(self._batch)
+        self.dataset._zoo_resizable_batches = batches
+
+    def sync(self) -> None:
+        batches = self.batches
+        self.order.assign(batches._order.astype(np.int64))
+        self.batch_size.assign(batches.batch_size)
+        padded = getattr(batches, "padded_size", None) if batches._yields_weights else None
+        self.padded_size.assign(padded or 0)
+        self.reweigh.assign(bool(padded) and bool(getattr(batches, "mean_reduction", False)))
+
+    def _in_epoch(self, index):
+        n = self.order.shape[0]
+        return index < (n + self.batch_size - 1) // self.batch_size
+
+    def _batch(self, index):
+        import tensorflow as tf
+
+        n = self.order.shape[0]
+        start = index * self.batch_size
+        stop = tf.minimum(start + self.batch_size, n)
+        rows = self.order[start:stop]
+        if not self.batches._yields_weights:
+            return tf.gather(self.x, rows), tf.gather(self.y, rows)
+        true_size = stop - start
+        padded = tf.maximum(self.padded_size, true_size)
+        padding = padded - true_size
+        rows = tf.concat([rows, tf.repeat(rows[:1], padding)], axis=0)  # copies of the first
+        real = tf.where(
+            self.reweigh,
+            tf.cast(padded, tf.float64) / tf.cast(true_size, tf.float64),
+            tf.constant(1.0, tf.float64),
+        )
+        weight = tf.concat(
+            [tf.fill([true_size], tf.cast(real, tf.float32)), tf.zeros([padding], tf.float32)],
+            axis=0,
+        )
+        return tf.gather(self.x, rows), tf.gather(self.y, rows), weight

@@ -94,5 +94,8 @@ class SimpleCNNHyperModel(_HyperModel):
         )
         batches = ibs.dataset(x, y, seed=self.seed)
         return model.fit(
-            batches, shuffle=False, callbacks=[ibs, lr_schedule, *(callbacks or [])], **kwargs
+            batches.for_fit(),
+            shuffle=False,
+            callbacks=[ibs, lr_schedule, *(callbacks or [])],
+            **kwargs,
         )

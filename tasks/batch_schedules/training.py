@@ -119,7 +119,7 @@ def train_schedule(
     print(f"== {schedule}: {len(train_x):,} training examples, {action}", flush=True)
     if first_epoch < config.epochs:
         model.fit(
-            batches,
+            batches.for_fit(),  # on TensorFlow the batches are computed inside tf.data
             epochs=config.epochs,
             initial_epoch=first_epoch,
             shuffle=False,  # the order of epoch e is the dataset's own, from (seed, e)

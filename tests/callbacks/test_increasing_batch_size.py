@@ -490,3 +490,93 @@ def test_changed_keras_internals_fail_loudly(monkeypatch):
     with pytest.raises(RuntimeError, match=re.escape(f"Keras {keras.__version__}")):
         model.fit(ibs.dataset(*id_data()), epochs=2, callbacks=[ibs], verbose=0)
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 0
+
+
+# --- `tf_dataset()`: the same batches computed inside tf.data (TensorFlow) -----------------
+
+
+def graph_batches(data):
+    return [tuple(np.asarray(part) for part in batch) for batch in data.tf_dataset()]
+
+
+def python_batches(data):
+    return [tuple(np.asarray(part) for part in data[i]) for i in range(len(data))]
+
+
+def assert_same_batches(got, want):
+    assert len(got) == len(want)
+    for got_batch, want_batch in zip(got, want):
+        assert len(got_batch) == len(want_batch)
+        for got_part, want_part in zip(got_batch, want_batch):
+            assert got_part.dtype == want_part.dtype
+            np.testing.assert_array_equal(got_part, want_part)
+
+
+@tensorflow_only
+@pytest.mark.parametrize("padded", [None, 16])
+@pytest.mark.parametrize("mean_reduction", [True, False])
+def test_tf_dataset_serves_exactly_getitem(padded, mean_reduction):
+    x, y = id_data()
+    data = IncreasingBatches(x, y.astype("float64"), batch_size=4, seed=7)
+    data.tf_dataset()  # made before the changes below: it follows them
+    data.mean_reduction = mean_reduction
+    for epoch, batch_size in [(0, 4), (1, 7), (2, 16), (3, 50), (5, 3)]:
+        data.epoch, data.batch_size = epoch, batch_size
+        data.padded_size = None if padded is None else max(padded, batch_size)
+        assert_same_batches(graph_batches(data), python_batches(data))
+    plain = ResizableBatches(x, y, batch_size=6, shuffle=False)
+    assert_same_batches(graph_batches(plain), python_batches(plain))
+    assert len(graph_batches(plain)[0]) == 2  # (x, y), no weights
+
+
+@tensorflow_only
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_training_on_tf_dataset_equals_training_on_the_pydataset(jit_compile):
+    def train(through_graph):
+        keras.utils.set_random_seed(2)
+        model = CountingModel()
+        model.compile(keras.optimizers.SGD(0.05), "mse", jit_compile=jit_compile)
+        ibs = IncreasingBatchSize(initial=3, growth=1.6, maximum=20)
+        data = served(ibs, seed=4)  # records only what the Python path serves
+        train_data = IncreasingBatches(data.x, data.y, batch_size=3, seed=4).tf_dataset()
+        history = model.fit(
+            train_data if through_graph else data,
+            epochs=5,
+            shuffle=False,
+            callbacks=[ibs],
+            verbose=0,
+        )
+        return model.get_weights(), history.history, model.calls
+
+    graph_weights, graph_history, graph_calls = train(True)
+    python_weights, python_history, _ = train(False)
+    assert graph_history["batch_size"] == python_history["batch_size"] == [3, 4, 7, 12, 19]
+    assert graph_history["parameter_updates"] == python_history["parameter_updates"]
+    np.testing.assert_allclose(graph_history["loss"], python_history["loss"], rtol=1e-6)
+    for got, want in zip(graph_weights, python_weights):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    # Padded to buckets under XLA (3, 5, 6, 9, 12, 17, 20 hold every size seen), traced once
+    # with an unknown batch size without it.
+    assert graph_calls <= (2 + 7 if jit_compile else 3)
+
+
+@tensorflow_only
+def test_tf_dataset_refuses_what_it_cannot_compute():
+    class Augmented(ResizableBatches):
+        def __getitem__(self, index):
+            x, y = super().__getitem__(index)
+            return x + 1, y
+
+    with pytest.raises(UsageError, match="Augmented overrides `__getitem__`"):
+        Augmented(*id_data(), batch_size=4).tf_dataset()
+    x, y = id_data()
+    with pytest.raises(UsageError, match="`y` to be a NumPy array, got list"):
+        ResizableBatches(x, y.tolist(), batch_size=4).tf_dataset()
+
+
+def test_for_fit_is_the_tf_dataset_on_tensorflow_only():
+    data = ResizableBatches(*id_data(), batch_size=4)
+    if BACKEND == "tensorflow":
+        assert data.for_fit()._zoo_resizable_batches is data
+    else:
+        assert data.for_fit() is data
