@@ -4,8 +4,9 @@ At each batch size (`--batch-sizes`), one epoch = the 54,000 training images of 
 once, then the 10,000 test images (batches of 1,000), as `zoo ibs-vs-lrd run` does:
 
 - `zoo`: the project's loop, `run_schedules` on an `lrd` run at that batch size in a temporary
-  run folder (`IncreasingBatchSize`, `ExpDecay`, the history row and the per-epoch `.keras`
-  checkpoint included): the differences of its logged `wall_seconds`;
+  run folder (`IncreasingBatchSize` over `ResizableBatches.tf_dataset()`, `ExpDecay`, and the
+  lifecycle's per-epoch commit: history row, `.npz` training state, TensorBoard): the
+  differences of its logged `wall_seconds`;
 - `keras_fit` / `keras_fit_xla`: plain `model.fit` on the same NumPy arrays and the same model,
   without and with `jit_compile=True`;
 - `torch`: `../shared/bench/ibs_cnn_torch.sh --mnist-dir DIR` (the CNN restated in PyTorch, two
@@ -16,7 +17,7 @@ reported apart). Ratios: each loop over `keras_fit`, and `zoo` at the largest ba
 the smallest. Also the cost of one per-epoch checkpoint: `model.save(.keras)` against an `.npz` of
 the weights and optimizer variables. Prints one JSON line (progress on stderr).
 
-    python benchmarks/ibs_bench.py [--batch-sizes 128,512,2000] [--epochs 3] [--no-torch]
+    python benchmarks/ibs_bench.py [--batch-sizes 128,512,2000] [--epochs 4] [--no-torch]
         [--loops zoo,keras_fit,keras_fit_xla,torch] [--train-limit N]
 """
 
@@ -159,7 +160,7 @@ def checkpoint_seconds(model, folder, repeats=5):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-sizes", default="128,512,2000", help="comma-separated")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per loop and batch size")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per loop and batch size")
     parser.add_argument("--train-limit", type=int, default=0, help="train on N images (0: all)")
     parser.add_argument(
         "--loops",

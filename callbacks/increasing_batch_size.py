@@ -7,7 +7,7 @@ from typing import Any, Callable, NamedTuple, Optional
 import keras
 import numpy as np
 
-from zoo.data import ResizableBatches
+from zoo.batches import ResizableBatches, take
 from zoo.errors import UsageError
 from zoo.validation import check_float, check_positive_int
 
@@ -125,17 +125,16 @@ class IncreasingBatches(ResizableBatches):
         return self.padded_size / true_size
 
     def __getitem__(self, index: int) -> tuple[Any, Any, np.ndarray]:
-        x, y = super().__getitem__(index)
-        true_size = len(x)
+        rows = self.rows(index)
+        true_size = len(rows)
         padding = 0 if self.padded_size is None else self.padded_size - true_size
         if padding < 0:
             raise RuntimeError(f"batch {index} holds {true_size} rows, over {self.padded_size}.")
         weight = np.zeros(true_size + padding, dtype="float32")
         weight[:true_size] = self.row_weight(true_size)
-        if padding:
-            x = np.concatenate([x, np.repeat(x[:1], padding, axis=0)])
-            y = np.concatenate([y, np.repeat(y[:1], padding, axis=0)])
-        return x, y, weight
+        if padding:  # copies of the batch's first row
+            rows = np.concatenate([rows, np.repeat(rows[:1], padding)])
+        return take(self.x, rows), take(self.y, rows), weight
 
 
 class _FitLoop(NamedTuple):

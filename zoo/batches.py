@@ -29,8 +29,9 @@ class ResizableBatches(keras.utils.PyDataset):
     `on_epoch_end`.
 
     Args:
-        x: array of inputs, first axis the examples.
-        y: array of targets, same length as `x`.
+        x: array of inputs, first axis the examples, or a tuple of such arrays (one per
+            model input).
+        y: array of targets, or a tuple of arrays (one per model output), as long as `x`.
         batch_size: int > 0, the batch size until it is changed.
         shuffle: bool, a fresh permutation every epoch. Defaults to `True`.
         seed: int or `None`, the seed of the permutations. `None` draws one.
@@ -66,9 +67,12 @@ class ResizableBatches(keras.utils.PyDataset):
                 "processes keep their own copy and would not see a new batch size."
             )
         super().__init__(**kwargs)
-        if len(x) != len(y):
-            raise UsageError(f"`x` and `y` must have the same length, got {len(x)} and {len(y)}.")
-        if len(x) == 0:
+        if _length(x, "x") != _length(y, "y"):
+            raise UsageError(
+                f"`x` and `y` must have the same length, got {_length(x, 'x')} and "
+                f"{_length(y, 'y')}."
+            )
+        if _length(x, "x") == 0:
             raise UsageError("`x` must hold at least one example.")
         self.x = x
         self.y = y
@@ -102,19 +106,23 @@ class ResizableBatches(keras.utils.PyDataset):
         self._epoch = check_non_negative_int("epoch", value)
         if self.shuffle:
             rng = np.random.default_rng([self._seed, self._epoch])
-            self._order = rng.permutation(len(self.x))
+            self._order = rng.permutation(_length(self.x))
         else:
-            self._order = np.arange(len(self.x))
+            self._order = np.arange(_length(self.x))
         self._sync_graph()
 
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self._batch_size)
+        return math.ceil(_length(self.x) / self._batch_size)
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def rows(self, index: int) -> np.ndarray:
+        """The example indices of batch `index` of the current epoch."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
-        rows = self._order[index * self._batch_size : (index + 1) * self._batch_size]
-        return self.x[rows], self.y[rows]
+        return self._order[index * self._batch_size : (index + 1) * self._batch_size]
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        rows = self.rows(index)
+        return take(self.x, rows), take(self.y, rows)
 
     def on_epoch_end(self) -> None:
         self.epoch = self._epoch + 1
@@ -165,12 +173,13 @@ class ResizableBatches(keras.utils.PyDataset):
                     f"`tf_dataset()` computes the batches of {owner.__name__}'s parent, but "
                     f"{owner.__name__} overrides `__getitem__`: pass the object itself to `fit`."
                 )
-            for name, array in (("x", self.x), ("y", self.y)):
-                if not isinstance(array, np.ndarray):
-                    raise UsageError(
-                        f"`tf_dataset()` needs `{name}` to be a NumPy array, got "
-                        f"{type(array).__name__}."
-                    )
+            for name, value in (("x", self.x), ("y", self.y)):
+                for array in value if isinstance(value, tuple) else (value,):
+                    if not isinstance(array, np.ndarray):
+                        raise UsageError(
+                            f"`tf_dataset()` needs `{name}` to be a NumPy array or a tuple of "
+                            f"them, got {type(array).__name__}."
+                        )
             self._graph = _GraphBatches(self)
         return self._graph.dataset
 
@@ -187,6 +196,41 @@ class ResizableBatches(keras.utils.PyDataset):
             self._graph.sync()
 
 
+class FollowEpochs(keras.callbacks.Callback):
+    """Sets `data.epoch` to the epoch `fit` starts, every epoch: for a `ResizableBatches` of
+    fixed batch size read through `tf_dataset()`, which Keras does not tell of epochs (an
+    `IncreasingBatchSize` does this itself). With the object itself as the data, it agrees
+    with the object's own `on_epoch_end`, and a resumed `fit(initial_epoch=e)` starts at `e`.
+
+    Args:
+        data: the `ResizableBatches`.
+    """
+
+    def __init__(self, data: ResizableBatches):
+        super().__init__()
+        self.data = data
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.data.epoch = epoch
+
+
+def _length(value: Any, name: str = "x") -> int:
+    """The number of examples of an array or of a tuple of equally long arrays."""
+    if not isinstance(value, tuple):
+        return len(value)
+    lengths = {len(array) for array in value}
+    if len(lengths) != 1:
+        raise UsageError(f"the arrays of `{name}` must have one length, got {sorted(lengths)}.")
+    return lengths.pop()
+
+
+def take(value: Any, rows: np.ndarray) -> Any:
+    """`value[rows]`, for an array or each array of a tuple."""
+    if isinstance(value, tuple):
+        return tuple(array[rows] for array in value)
+    return value[rows]
+
+
 class _GraphBatches:
     """The graph twin of a `ResizableBatches` (see `ResizableBatches.tf_dataset`): the arrays as
     constants, the epoch's order, batch size and padding as variables that `sync` loads, and
@@ -196,10 +240,17 @@ class _GraphBatches:
         import tensorflow as tf
 
         self.batches = batches
-        n = len(batches.x)
+        n = _length(batches.x)
+        constants = {}  # one copy of an array that appears twice ((images, images) targets)
+
+        def constant(array):
+            if id(array) not in constants:
+                constants[id(array)] = tf.constant(array)
+            return constants[id(array)]
+
         with tf.device("/CPU:0"):
-            self.x = tf.constant(batches.x)
-            self.y = tf.constant(batches.y)
+            self.x = _map(constant, batches.x)
+            self.y = _map(constant, batches.y)
             self.order = tf.Variable(np.zeros(n, np.int64), trainable=False)
             self.batch_size = tf.Variable(np.int64(1), trainable=False)
             self.padded_size = tf.Variable(np.int64(0), trainable=False)  # 0: no padding
@@ -230,8 +281,12 @@ class _GraphBatches:
         start = index * self.batch_size
         stop = tf.minimum(start + self.batch_size, n)
         rows = self.order[start:stop]
+
+        def gather(value):
+            return _map(lambda array: tf.gather(array, rows), value)
+
         if not self.batches._yields_weights:
-            return tf.gather(self.x, rows), tf.gather(self.y, rows)
+            return gather(self.x), gather(self.y)
         true_size = stop - start
         padded = tf.maximum(self.padded_size, true_size)
         padding = padded - true_size
@@ -245,4 +300,10 @@ class _GraphBatches:
             [tf.fill([true_size], tf.cast(real, tf.float32)), tf.zeros([padding], tf.float32)],
             axis=0,
         )
-        return tf.gather(self.x, rows), tf.gather(self.y, rows), weight
+        return gather(self.x), gather(self.y), weight
+
+
+def _map(function, value: Any) -> Any:
+    if isinstance(value, tuple):
+        return tuple(function(array) for array in value)
+    return function(value)

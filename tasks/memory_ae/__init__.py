@@ -23,7 +23,7 @@ _EXPORTS = {
     "CompareConfig": "config",
     "VARIANTS": "config",
     "PIXELS": "config",
-    "EpochBatches": "data",
+    "epoch_batches": "data",
     "load_images": "data",
     "MemoryInformedAE": "models",
     "SetMinAE": "models",

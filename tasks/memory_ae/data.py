@@ -1,14 +1,12 @@
 """Data of the memory-AE task: PCA codes of MNIST images (inputs) and the images (targets).
 
-The reducer is fitted on the training images only and saved in the run folder as `pca.npz`;
-`EpochBatches` gives each epoch's batches in an order drawn from `(seed, epoch)`, so a run
+The reducer is fitted on the training images only and saved in the run folder as `pca.npz`.
+`epoch_batches` gives each epoch's batches in an order drawn from `(seed, epoch)`, so a run
 resumed at epoch `e` trains on exactly the batches an uninterrupted run would.
 """
 
-import math
 from typing import NamedTuple, Optional
 
-import keras
 import numpy as np
 
 from zoo.data import load_mnist
@@ -50,50 +48,21 @@ def encode(pca: PCA, images: np.ndarray, labels: np.ndarray) -> CodedImages:
     return CodedImages(pca.transform(images), images, labels)
 
 
-class EpochBatches(keras.utils.PyDataset):
-    """`(inputs, targets)` batches whose order in epoch `e` is a permutation drawn from
-    `(seed, e)`; every example is seen once per epoch.
-
-    Keras calls `on_epoch_begin` once at the start of every epoch; the first call moves to
-    `first_epoch` (the epoch a resumed `fit` starts at).
-
-    Args:
-        inputs: array, first axis the examples.
-        targets: array, or a tuple of arrays (one per model output), same length.
-        batch_size: int > 0.
-        seed: int, the seed of the permutations.
-        first_epoch: int >= 0, the epoch of the first `on_epoch_begin`.
+def epoch_batches(inputs, targets, batch_size: int, seed: int):
+    """`(data, follow)`: `data` to pass to `fit` (`zoo.batches.ResizableBatches.for_fit`: on
+    TensorFlow the batches are computed inside `tf.data`), and the callback `follow` that gives
+    it the epoch `fit` is at, so the order of epoch `e` is the permutation drawn from
+    `(seed, e)` whatever epoch `fit` starts at. `targets` may be a tuple (one per output).
 
     Example:
 
     >>> import numpy as np
-    >>> data = EpochBatches(np.arange(5), np.arange(5), batch_size=2, seed=0)
-    >>> data.on_epoch_begin()
-    >>> len(data), sorted(np.concatenate([data[i][0] for i in range(len(data))]).tolist())
-    (3, [0, 1, 2, 3, 4])
+    >>> data, follow = epoch_batches(np.arange(5.0), np.arange(5.0), batch_size=2, seed=0)
+    >>> follow.on_epoch_begin(3)
+    >>> sorted(np.concatenate([follow.data[i][0] for i in range(3)]).tolist())
+    [0.0, 1.0, 2.0, 3.0, 4.0]
     """
+    from zoo.batches import FollowEpochs, ResizableBatches
 
-    def __init__(self, inputs, targets, batch_size: int, seed: int, first_epoch: int = 0):
-        super().__init__()
-        self.inputs = inputs
-        self.targets = targets
-        self.batch_size = batch_size
-        self.seed = seed
-        self.epoch = first_epoch - 1
-        self.set_epoch(max(first_epoch, 0))
-
-    def set_epoch(self, epoch: int) -> None:
-        self.order = np.random.default_rng([self.seed, epoch]).permutation(len(self.inputs))
-
-    def on_epoch_begin(self):
-        self.epoch += 1
-        self.set_epoch(self.epoch)
-
-    def __len__(self):
-        return math.ceil(len(self.inputs) / self.batch_size)
-
-    def __getitem__(self, index):
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        if isinstance(self.targets, tuple):
-            return self.inputs[rows], tuple(target[rows] for target in self.targets)
-        return self.inputs[rows], self.targets[rows]
+    batches = ResizableBatches(inputs, targets, batch_size, seed=seed)
+    return batches.for_fit(), FollowEpochs(batches)

@@ -159,7 +159,8 @@ def fit_memory_ae(
 
     Args:
         model: the built model (its memory possibly set by `set_memory`).
-        batches: `(codes, (images, images))` batches (`EpochBatches`).
+        batches: `(codes, (images, images))` batches (`data.epoch_batches`, whose `follow`
+            callback goes in `callbacks`).
         epochs: the run's epochs, shared out by `phase_epochs`.
         make_optimizer: a fresh optimizer per phase.
         phases: `PRETRAIN_PHASES`, or `JOINT_ONLY` (the current training).

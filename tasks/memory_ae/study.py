@@ -119,7 +119,7 @@ def train_setmin(condition: Condition, config: StudyConfig, data: _Data, verbose
     from zoo.losses import MultipleChoiceLoss, RelaxedWinnerTakesAllLoss, SetMinRandomLoss
     from zoo.training import StopOnNonFinite
 
-    from .data import EpochBatches
+    from .data import epoch_batches
     from .measures import SigmaSchedule
     from .models import SetMinAE
 
@@ -139,9 +139,13 @@ def train_setmin(condition: Condition, config: StudyConfig, data: _Data, verbose
             stages = SCHEDULES[condition.variant]
             callbacks.append(SigmaSchedule(loss, config.setmin_epochs, stages))
     model.compile(_optimizer("adam", config), loss=loss, jit_compile=True)
-    batches = EpochBatches(train_codes, data.train_images, config.batch_size, config.seed)
+    batches, follow = epoch_batches(train_codes, data.train_images, config.batch_size, config.seed)
     history = model.fit(
-        batches, epochs=config.setmin_epochs, shuffle=False, callbacks=callbacks, verbose=verbose
+        batches,
+        epochs=config.setmin_epochs,
+        shuffle=False,
+        callbacks=[follow, *callbacks],
+        verbose=verbose,
     )
     rows = [
         {"epoch": epoch + 1, "loss": value}
@@ -161,7 +165,7 @@ def train_memory(condition: Condition, config: StudyConfig, data: _Data, verbose
 
     from zoo.training import StopOnNonFinite
 
-    from .data import EpochBatches
+    from .data import epoch_batches
     from .measures import MemoryMeasures, selection_perplexity, slots_used
     from .memory_init import (
         JOINT_ONLY,
@@ -180,7 +184,7 @@ def train_memory(condition: Condition, config: StudyConfig, data: _Data, verbose
     if pictures is not None:
         set_memory(model, pictures)
     targets = (data.train_images, data.train_images)
-    batches = EpochBatches(train_codes, targets, config.batch_size, config.seed)
+    batches, follow = epoch_batches(train_codes, targets, config.batch_size, config.seed)
     rows = fit_memory_ae(
         model,
         batches,
@@ -188,6 +192,7 @@ def train_memory(condition: Condition, config: StudyConfig, data: _Data, verbose
         lambda: _optimizer(condition.variant, config),
         PRETRAIN_PHASES if condition.pretrain else JOINT_ONLY,
         [
+            follow,
             StopOnNonFinite("the learning rate is likely too high"),
             MemoryMeasures(test_codes, data.test_images),
         ],

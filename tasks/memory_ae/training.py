@@ -17,7 +17,7 @@ from zoo.losses import SetMinRandomLoss
 from zoo.runs import RunFolder, atomic_write
 
 from .config import PIXELS, SIGNSGD_MOMENTUM, TASK, MemoryAEConfig
-from .data import EpochBatches, encode, fit_pca, load_images, load_pca
+from .data import encode, epoch_batches, fit_pca, load_images, load_pca
 from .measures import MemoryMeasures, SetMinMeasures, SigmaSchedule
 from .models import MemoryInformedAE, SetMinAE
 from .plots import draw_pictures
@@ -117,7 +117,7 @@ def _train(session: TrainingRun, images) -> None:
         targets = train_images
         schedule = [SigmaSchedule(loss, config.epochs)] if config.constant_sigma is None else []
         measures = schedule + [SetMinMeasures(test.codes, test.images, loss)]
-    batches = EpochBatches(train_codes, targets, config.batch_size, config.seed, first_epoch)
+    batches, follow = epoch_batches(train_codes, targets, config.batch_size, config.seed)
     print(
         f"memory-ae: {config.describe()}; {model.count_params():,} parameters; "
         f"{session.describe_start()}; run folder {run.path}",
@@ -128,8 +128,8 @@ def _train(session: TrainingRun, images) -> None:
             batches,
             epochs=config.epochs,
             initial_epoch=first_epoch,
-            shuffle=False,  # the batches' order is EpochBatches's, a function of (seed, epoch)
-            callbacks=session.callbacks(state, measures),
+            shuffle=False,  # the batches' order is a function of (seed, epoch)
+            callbacks=[follow, *session.callbacks(state, measures)],
             verbose=session.verbose,
         )
     run.save_model(model)

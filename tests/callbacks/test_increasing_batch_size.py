@@ -495,12 +495,16 @@ def test_changed_keras_internals_fail_loudly(monkeypatch):
 # --- `tf_dataset()`: the same batches computed inside tf.data (TensorFlow) -----------------
 
 
+def flat(batch):
+    return tuple(np.asarray(part) for part in keras.tree.flatten(batch))
+
+
 def graph_batches(data):
-    return [tuple(np.asarray(part) for part in batch) for batch in data.tf_dataset()]
+    return [flat(batch) for batch in data.tf_dataset()]
 
 
 def python_batches(data):
-    return [tuple(np.asarray(part) for part in data[i]) for i in range(len(data))]
+    return [flat(data[i]) for i in range(len(data))]
 
 
 def assert_same_batches(got, want):
@@ -527,6 +531,11 @@ def test_tf_dataset_serves_exactly_getitem(padded, mean_reduction):
     plain = ResizableBatches(x, y, batch_size=6, shuffle=False)
     assert_same_batches(graph_batches(plain), python_batches(plain))
     assert len(graph_batches(plain)[0]) == 2  # (x, y), no weights
+    # Tuples of arrays (a model with two outputs), padded too.
+    two = IncreasingBatches(x, (y, 2 * y), batch_size=8, seed=1)
+    two.padded_size = 12
+    assert_same_batches(graph_batches(two), python_batches(two))
+    assert len(graph_batches(two)[0]) == 4  # x, two targets, weights
 
 
 @tensorflow_only
@@ -570,7 +579,7 @@ def test_tf_dataset_refuses_what_it_cannot_compute():
     with pytest.raises(UsageError, match="Augmented overrides `__getitem__`"):
         Augmented(*id_data(), batch_size=4).tf_dataset()
     x, y = id_data()
-    with pytest.raises(UsageError, match="`y` to be a NumPy array, got list"):
+    with pytest.raises(UsageError, match="`y` to be a NumPy array or a tuple of them, got list"):
         ResizableBatches(x, y.tolist(), batch_size=4).tf_dataset()
 
 
