@@ -52,6 +52,12 @@ class ResizableBatches(keras.utils.PyDataset):
     (2, True)
     """
 
+    # `tf_dataset` computes the batches of the class that sets this in its own body, so a
+    # subclass with its own `__getitem__` (augmentation, say) is refused there.
+    _graph_twin = True
+    # Whether batches are `(x, y, sample_weight)` (padded when `padded_size` is set).
+    _yields_weights = False
+
     def __init__(
         self,
         x: Any,
@@ -127,20 +133,14 @@ class ResizableBatches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         self.epoch = self._epoch + 1
 
-    # `tf_dataset` computes the batches of the class that sets this in its own body, so a
-    # subclass with its own `__getitem__` (augmentation, say) is refused there.
-    _graph_twin = True
-    # Whether batches are `(x, y, sample_weight)` (padded when `padded_size` is set).
-    _yields_weights = False
-
     def tf_dataset(self):
         """These batches as a `tf.data.Dataset` computed inside TensorFlow (TensorFlow only).
 
         Pass it to `fit` instead of this object on the TensorFlow backend, with a
-        `zoo.callbacks.IncreasingBatchSize` driving the epochs (it finds this object behind
-        the dataset). Every iterator of the dataset serves the epoch and batch size this
-        object holds when it is read, batch by batch, exactly `self[i]`; the arrays are
-        copied into TensorFlow once.
+        `zoo.callbacks.IncreasingBatchSize` (which finds this object behind the dataset) or a
+        `FollowEpochs(self)` among the callbacks to give it each epoch. Every iterator of the
+        dataset serves the epoch and batch size this object holds when it is read, batch by
+        batch, exactly `self[i]`; the arrays are copied into TensorFlow once.
 
         Why: on TensorFlow, Keras reads a `PyDataset` through
         `tf.data.Dataset.from_generator`, whose kernel calls, at its first use in a process,
@@ -224,11 +224,16 @@ def _length(value: Any, name: str = "x") -> int:
     return lengths.pop()
 
 
-def take(value: Any, rows: np.ndarray) -> Any:
+def take(value: Any, rows: Any) -> Any:
     """`value[rows]`, for an array or each array of a tuple."""
+    return _each(lambda array: array[rows], value)
+
+
+def _each(function, value: Any) -> Any:
+    """`function(value)`, or the tuple of `function(array)` for each array of a tuple."""
     if isinstance(value, tuple):
-        return tuple(array[rows] for array in value)
-    return value[rows]
+        return tuple(function(array) for array in value)
+    return function(value)
 
 
 class _GraphBatches:
@@ -249,8 +254,8 @@ class _GraphBatches:
             return constants[id(array)]
 
         with tf.device("/CPU:0"):
-            self.x = _map(constant, batches.x)
-            self.y = _map(constant, batches.y)
+            self.x = _each(constant, batches.x)
+            self.y = _each(constant, batches.y)
             self.order = tf.Variable(np.zeros(n, np.int64), trainable=False)
             self.batch_size = tf.Variable(np.int64(1), trainable=False)
             self.padded_size = tf.Variable(np.int64(0), trainable=False)  # 0: no padding
@@ -283,7 +288,7 @@ class _GraphBatches:
         rows = self.order[start:stop]
 
         def gather(value):
-            return _map(lambda array: tf.gather(array, rows), value)
+            return _each(lambda array: tf.gather(array, rows), value)
 
         if not self.batches._yields_weights:
             return gather(self.x), gather(self.y)
@@ -301,9 +306,3 @@ class _GraphBatches:
             axis=0,
         )
         return gather(self.x), gather(self.y), weight
-
-
-def _map(function, value: Any) -> Any:
-    if isinstance(value, tuple):
-        return tuple(function(array) for array in value)
-    return function(value)

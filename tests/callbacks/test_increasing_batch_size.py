@@ -589,3 +589,23 @@ def test_for_fit_is_the_tf_dataset_on_tensorflow_only():
         assert data.for_fit()._zoo_resizable_batches is data
     else:
         assert data.for_fit() is data
+
+
+@tensorflow_only
+def test_follow_epochs_gives_the_tf_dataset_the_epoch_of_fit():
+    from zoo.batches import FollowEpochs
+
+    def train(kind):
+        keras.utils.set_random_seed(3)
+        model = compiled_model(0.05)
+        data = ResizableBatches(*id_data(), batch_size=7, seed=5)
+        callbacks = [] if kind == "unfollowed" else [FollowEpochs(data)]
+        train_data = data if kind == "object" else data.tf_dataset()
+        model.fit(train_data, epochs=3, shuffle=False, callbacks=callbacks, verbose=0)
+        return model.get_weights()
+
+    want = train("object")  # what JAX and PyTorch train on: for_fit() is the object there
+    for got, expected in zip(train("followed"), want):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    # Without it every epoch would replay epoch 0's order.
+    assert not all(np.allclose(a, b) for a, b in zip(train("unfollowed"), want))
