@@ -320,10 +320,11 @@ class IncreasingBatchSize(keras.callbacks.Callback):
     The dataset driven is the one `fit` trains on, read from the running
     `fit`: validation data of any kind (arrays, `tf.data`, a `PyDataset`,
     another `ResizableBatches`, one made by `ibs.dataset` too) is never
-    resized. Training on anything but a `ResizableBatches` (or its `tf_dataset()`), passing
-    `steps_per_epoch` (the epoch is one pass over the data here), a second
-    `IncreasingBatchSize` on the same `fit`, or a plain `ResizableBatches` with
-    a step compiled per shape, is a `UsageError` before any update. Place it
+    resized. Training on anything but a `ResizableBatches` (or its
+    `tf_dataset()`), passing `steps_per_epoch` (the epoch is one pass over the
+    data here), a second `IncreasingBatchSize` on the same `fit`, or a plain
+    `ResizableBatches` with a step compiled per shape, is a `UsageError` before
+    any update. Place it
     before callbacks that read the logs (`CSVLogger`, `TensorBoard`,
     `EarlyStopping`) so they see `batch_size` and `parameter_updates`.
 
