@@ -12,13 +12,13 @@ DATASET_SIZES = {"mnist": (70_000, 784), "fashion_mnist": (70_000, 784), "cifar1
 
 
 def estimated_bytes(dataset: str) -> int:
-    """Memory a comparison needs, about: the images as float32 held twice (loaded and split),
-    and the CNN's activations for the largest batch (a tenth of the training set), forward and
-    backward."""
+    """Memory a comparison needs, about: the images as float32 held three times (loaded, split,
+    and the copy `ResizableBatches.tf_dataset()` makes in TensorFlow), and the CNN's
+    activations for the largest batch (a tenth of the training set), forward and backward."""
     examples, pixels = DATASET_SIZES.get(dataset, (70_000, 3072))
     largest_batch = examples // 10
     per_example = 13 * 13 * 32 + 6 * 6 * 32 + 5 * 5 * 32 + 5 * 5 * 16 + 512 + 10
-    return 4 * (2 * examples * pixels + 3 * largest_batch * per_example)
+    return 4 * (3 * examples * pixels + 3 * largest_batch * per_example)
 
 
 def register(subparsers) -> None:
