@@ -118,6 +118,11 @@ class IncreasingBatches(ResizableBatches):
         self._mean_reduction = bool(value)
         self._sync_graph()
 
+    def _padding(self) -> tuple:
+        if self.padded_size is None:
+            return 0, False
+        return self.padded_size, self.mean_reduction
+
     def row_weight(self, true_size: int) -> float:
         """The sample weight of each real row of a batch of `true_size` rows."""
         if self.padded_size is None or not self.mean_reduction:

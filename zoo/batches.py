@@ -191,6 +191,10 @@ class ResizableBatches(keras.utils.PyDataset):
             return self.tf_dataset()
         return self
 
+    def _padding(self) -> tuple:
+        """`(padded size or 0, whether real rows weigh padded / true)`, for `tf_dataset()`."""
+        return 0, False
+
     def _sync_graph(self) -> None:
         if getattr(self, "_graph", None) is not None:
             self._graph.sync()
@@ -271,9 +275,9 @@ class _GraphBatches:
         batches = self.batches
         self.order.assign(batches._order.astype(np.int64))
         self.batch_size.assign(batches.batch_size)
-        padded = getattr(batches, "padded_size", None) if batches._yields_weights else None
-        self.padded_size.assign(padded or 0)
-        self.reweigh.assign(bool(padded) and bool(getattr(batches, "mean_reduction", False)))
+        padded_size, reweigh = batches._padding()
+        self.padded_size.assign(padded_size)
+        self.reweigh.assign(reweigh)
 
     def _in_epoch(self, index):
         n = self.order.shape[0]
